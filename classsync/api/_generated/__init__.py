@@ -1,0 +1,1 @@
+"""Generated gRPC stubs; written only by `make protos`."""
