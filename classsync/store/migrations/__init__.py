@@ -1,0 +1,1 @@
+"""Alembic migrations of the classsync database (env.py, script template, versions/)."""

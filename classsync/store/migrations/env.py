@@ -1,0 +1,91 @@
+"""Alembic environment: runs classsync's revisions against the URL the caller hands over."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from alembic import context
+from sqlalchemy import Connection
+
+from classsync.store import models
+from classsync.store.database import make_engine
+from classsync.store.migrate import VERSION_TABLE
+
+config = context.config
+target_metadata = models.Base.metadata
+
+
+def _url() -> str:
+    # Never the environment: migrate.py (or `alembic -x url=...`) says which database.
+    url = (
+        config.attributes.get("url")
+        or context.get_x_argument(as_dictionary=True).get("url")
+        or config.get_main_option("sqlalchemy.url")
+    )
+    if not url:
+        msg = "no database URL: use classsync.store.migrate or `alembic -x url=...`"
+        raise RuntimeError(msg)
+    return str(url)
+
+
+def _include_name(
+    name: str | None,
+    type_: Literal[
+        "schema", "table", "column", "index", "unique_constraint", "foreign_key_constraint"
+    ],
+    _parent_names: Any,
+) -> bool:
+    # A Node database may hold other tables (and a "SyncStatus" enum): they are not ours, so
+    # autogenerate/check must neither propose dropping them nor call them drift.
+    if type_ == "table":
+        return name in target_metadata.tables
+    return True
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        version_table=VERSION_TABLE,
+        include_name=_include_name,
+        compare_type=True,
+        # SQLite cannot ALTER most things in place; batch mode copies the table instead.
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+
+
+def run_migrations_offline() -> None:
+    """Print the SQL for the revisions instead of running it (`alembic upgrade --sql`)."""
+    context.configure(
+        url=make_engine(_url()).url,
+        target_metadata=target_metadata,
+        version_table=VERSION_TABLE,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Run the revisions on a live connection (given by the caller, or opened here)."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _configure(connection)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = make_engine(_url(), pool_size=1)
+    try:
+        with engine.connect() as conn:
+            _configure(conn)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
