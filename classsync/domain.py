@@ -278,7 +278,9 @@ class RealmTokens:
 
     def __repr__(self) -> str:
         # Never let a token reach a log line or a traceback through repr().
-        return f"RealmTokens(realm_id={self.realm_id!r}, access_expires_at={self.access_expires_at!r})"
+        return (
+            f"RealmTokens(realm_id={self.realm_id!r}, access_expires_at={self.access_expires_at!r})"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,7 +329,9 @@ class QboRetryable(QboError):
 class QboThrottled(QboRetryable):
     """HTTP 429 / fault 3001. ``retry_after`` in seconds when QBO said so."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, code: str = "3001") -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, code: str = "3001"
+    ) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
 

@@ -1,0 +1,79 @@
+# classsync — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_STAMP := tests/node/node_modules/.installed
+PRISMA_STAMP := tools/prisma/node_modules/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $@
+
+$(NODE_STAMP): tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(PRISMA_STAMP): tools/prisma/package.json tools/prisma/package-lock.json
+	cd tools/prisma && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(STAMP) ## create .venv and install classsync with its dev tools (pinned)
+
+node-deps: $(NODE_STAMP) $(PRISMA_STAMP) ## install the Node packages the tests use (grpc-js client, Prisma CLI)
+
+run: install ## run the server (+ the local QBO sandbox when no QBO is configured)
+	$(BIN)/classsync serve
+
+sandbox: install ## run only the local QBO sandbox on 127.0.0.1:8765
+	$(BIN)/classsync sandbox
+
+migrate: install ## apply database migrations to DATABASE_URL
+	$(BIN)/classsync migrate
+
+test: install node-deps ## run the whole test suite (real PostgreSQL, sandbox over HTTP, real gRPC)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: install node-deps ## the suite without the slow fault/soak tests
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-unit: install ## unit tests only
+	$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+test-integration: install node-deps ## integration tests only
+	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: install node-deps ## end-to-end tests only
+	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+
+bench: install ## run the benchmarks (report in bench-out/)
+	$(BIN)/classsync bench
+
+protos: install ## regenerate the gRPC stubs from protos/
+	$(BIN)/python -m grpc_tools.protoc -Iclasssync/api/_generated=protos --python_out=. --grpc_python_out=. --pyi_out=. protos/class_service.proto
+
+protos-check: protos ## fail if the committed stubs differ from a fresh generation
+	git diff --exit-code -- classsync/api/_generated
+
+lint: install ## ruff check + format check + mypy
+	$(BIN)/ruff check classsync tests
+	$(BIN)/ruff format --check classsync tests
+	$(BIN)/mypy classsync
+
+format: install ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix classsync tests
+	$(BIN)/ruff format classsync tests
+
+clean: ## remove caches and local state (keeps .venv)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache bench-out classsync.db classsync.db-*
+
+.PHONY: help install node-deps run sandbox migrate test test-fast test-unit test-integration test-e2e bench protos protos-check lint format clean

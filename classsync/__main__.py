@@ -1,0 +1,7 @@
+"""`python -m classsync` runs the classsync command."""
+
+import sys
+
+from classsync.cli import main
+
+sys.exit(main())

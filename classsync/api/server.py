@@ -1,0 +1,81 @@
+"""Assembles the gRPC server: servicer, health, reflection, interceptors, limits, TLS."""
+
+from __future__ import annotations
+
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from classsync.api._generated import class_service_pb2 as pb
+from classsync.api._generated import class_service_pb2_grpc as pb_grpc
+from classsync.api.interceptors import CallContextInterceptor
+from classsync.api.servicer import ClassServiceServicer
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ClassService"].full_name
+
+
+class BuiltServer:
+    """An unstarted gRPC server, the port it bound, and its health servicer."""
+
+    def __init__(
+        self, server: grpc.Server, port: int, health_servicer: health.HealthServicer
+    ) -> None:
+        self.server = server
+        self.port = port
+        self.health = health_servicer
+
+    def set_serving(self, serving: bool) -> None:
+        """Report SERVING / NOT_SERVING for the whole server and ClassService."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, status)
+
+
+def build_server(
+    servicer: ClassServiceServicer,
+    *,
+    address: str,
+    max_workers: int,
+    max_message_bytes: int,
+    auth_tokens: list[str],
+    tls_cert_file: str | None = None,
+    tls_key_file: str | None = None,
+) -> BuiltServer:
+    """Build (not start) the server and bind ``address`` (port 0 picks a free port)."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        interceptors=[CallContextInterceptor(auth_tokens)],
+        # A stream holds one worker thread for its whole life; refuse calls beyond the pool
+        # instead of queueing them silently.
+        maximum_concurrent_rpcs=max_workers,
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max(max_message_bytes, 64 * 1024 * 1024)),
+        ],
+    )
+    pb_grpc.add_ClassServiceServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    if tls_cert_file and tls_key_file:
+        credentials = grpc.ssl_server_credentials(
+            [(Path(tls_key_file).read_bytes(), Path(tls_cert_file).read_bytes())]
+        )
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
+        msg = f"could not bind gRPC address {address}"
+        raise RuntimeError(msg)
+    built = BuiltServer(server, port, health_servicer)
+    built.set_serving(True)
+    return built

@@ -1,0 +1,177 @@
+"""Composition root: Settings → database, token store, QBO gateway, sync engine, gRPC server."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from classsync.api.server import BuiltServer, build_server
+from classsync.api.servicer import ClassServiceServicer
+from classsync.config import Settings, is_loopback_url
+from classsync.qbo.gateway import QuickbooksGateway
+from classsync.qbo.tokens import TokenManager, make_auth_client_factory
+from classsync.store.database import make_engine, make_session_factory
+from classsync.store.migrate import upgrade
+from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
+from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
+from classsync.sync.backoff import RetryPolicy
+from classsync.sync.engine import SyncEngine
+from classsync.sync.limiter import RateLimiter
+from classsync.sync.service import IngestService
+from classsync.sync.settled import SettledBoard
+
+log = structlog.get_logger(__name__)
+
+
+def allow_plain_http_if_loopback(settings: Settings) -> None:
+    """python-quickbooks/oauthlib refuse http:// unless told; allow it only for a loopback QBO.
+
+    Real QBO is always https, so this never weakens production (design.md §6).
+    """
+    urls = [settings.api_base_url]
+    if settings.intuit_environment not in ("sandbox", "production"):
+        urls.append(settings.intuit_environment)
+    if all(is_loopback_url(u) for u in urls if u.startswith("http://")) and any(
+        u.startswith("http://") for u in urls
+    ):
+        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+
+
+def token_cipher(settings: Settings) -> TokenCipher:
+    """Fernet keys from TOKEN_ENCRYPTION_KEY (comma-separated, newest first), or none."""
+    if settings.token_encryption_key is None:
+        return TokenCipher()
+    keys = [k.strip() for k in settings.token_encryption_key.get_secret_value().split(",")]
+    return TokenCipher([k for k in keys if k])
+
+
+@dataclass
+class Storage:
+    """The database engine and what is built directly on it."""
+
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    token_store: SqlAlchemyTokenStore
+
+    def uow(self) -> SqlAlchemyUnitOfWork:
+        """A new unit of work."""
+        return SqlAlchemyUnitOfWork(self.session_factory)
+
+
+def build_storage(settings: Settings, *, migrate: bool = True) -> Storage:
+    """Open (and by default migrate) the database."""
+    if migrate:
+        upgrade(settings.database_url)
+    engine = make_engine(settings.database_url, pool_size=settings.sync_workers + 10)
+    session_factory = make_session_factory(engine)
+    return Storage(
+        engine, session_factory, SqlAlchemyTokenStore(session_factory, token_cipher(settings))
+    )
+
+
+def build_token_manager(settings: Settings, storage: Storage) -> TokenManager:
+    """OAuth token lifecycle for every realm, persisted in the database."""
+    allow_plain_http_if_loopback(settings)
+    factory = make_auth_client_factory(
+        settings.qbo_client_id,
+        settings.qbo_client_secret.get_secret_value(),
+        settings.qbo_redirect_uri,
+        settings.intuit_environment,
+        timeout_s=settings.qbo_timeout_seconds,
+    )
+    return TokenManager(
+        storage.token_store, factory, bootstrap_refresh_token=settings.bootstrap_refresh_token
+    )
+
+
+@dataclass
+class App:
+    """Everything `classsync serve` runs, wired together."""
+
+    settings: Settings
+    storage: Storage
+    engine: SyncEngine
+    ingest: IngestService
+    server: BuiltServer
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def port(self) -> int:
+        """The gRPC port actually bound."""
+        return self.server.port
+
+    def start(self) -> None:
+        """Start syncing (unless disabled) and serving."""
+        if self.settings.sync_enabled:
+            self.engine.start()
+        self.server.server.start()
+        log.info("server_started", address=self.settings.grpc_address, port=self.port)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Drain: refuse new calls, let calls in flight finish (bounded), stop syncing, close."""
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        self.server.set_serving(False)
+        stopped = self.server.server.stop(grace)
+        self.engine.stop(timeout=grace)
+        stopped.wait(grace + 1)
+        self.storage.engine.dispose()
+        log.info("server_stopped")
+
+
+def build_app(settings: Settings, *, migrate: bool = True) -> App:
+    """Wire the whole service from ``settings`` (nothing is started)."""
+    storage = build_storage(settings, migrate=migrate)
+    tokens = build_token_manager(settings, storage)
+    gateway = QuickbooksGateway(
+        tokens,
+        api_base_url=settings.api_base_url,
+        environment=settings.intuit_environment,
+        client_id=settings.qbo_client_id,
+        minor_version=settings.qbo_minor_version,
+        timeout_s=settings.qbo_timeout_seconds,
+    )
+    limiter = RateLimiter(
+        max_in_flight=settings.qbo_max_in_flight, per_minute=settings.qbo_requests_per_minute
+    )
+    policy = RetryPolicy(
+        base_seconds=settings.sync_backoff_base_seconds,
+        max_seconds=settings.sync_backoff_max_seconds,
+        throttle_seconds=settings.sync_throttle_seconds,
+        max_attempts=settings.sync_max_attempts,
+    )
+    board = SettledBoard()
+    engine = SyncEngine(
+        storage.uow,
+        gateway,
+        limiter,
+        policy,
+        board,
+        workers=settings.sync_workers,
+        lease_seconds=settings.sync_lease_seconds,
+        poll_seconds=settings.sync_poll_seconds,
+        stale_retries=settings.sync_stale_retries,
+        batch_size=settings.qbo_batch_size if settings.qbo_use_batch else 1,
+    )
+    ingest = IngestService(
+        storage.uow,
+        board,
+        engine.wake,
+        realm_id=settings.qbo_realm_id,
+        max_classes_per_request=settings.max_classes_per_request,
+    )
+    servicer = ClassServiceServicer(ingest, wait_seconds=settings.response_wait_seconds)
+    server = build_server(
+        servicer,
+        address=settings.grpc_address,
+        max_workers=settings.grpc_max_workers,
+        max_message_bytes=settings.max_message_bytes,
+        auth_tokens=settings.auth_tokens,
+        tls_cert_file=settings.grpc_tls_cert_file,
+        tls_key_file=settings.grpc_tls_key_file,
+    )
+    return App(settings, storage, engine, ingest, server)

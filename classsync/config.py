@@ -1,0 +1,155 @@
+"""Settings: the only reader of the environment and of `.env`."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The local emulator `classsync sandbox` listens here by default, and ships a development app and
+# realm, so a fresh checkout runs with no Intuit account (design.md §5).
+DEV_SANDBOX_URL = "http://127.0.0.1:8765"
+DEV_CLIENT_ID = "sandbox-client-id"
+DEV_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - public development value of the emulator
+DEV_REALM_ID = "9130350000000000001"
+DEV_REFRESH_TOKEN = "sandbox-dev-refresh-token"  # noqa: S105 - public development value
+
+# intuit-oauth picks Intuit's discovery document for these words; anything else is a URL.
+_INTUIT_ENVIRONMENTS = {
+    "sandbox": "sandbox",
+    "sand": "sandbox",
+    "production": "production",
+    "prod": "production",
+}
+# python-quickbooks base URLs (qbo-reference.md §1.6).
+_INTUIT_API_BASE = {
+    "sandbox": "https://sandbox-quickbooks.api.intuit.com/v3",
+    "production": "https://quickbooks.api.intuit.com/v3",
+}
+
+
+def is_loopback_url(url: str) -> bool:
+    """True when the URL's host is this machine (127.0.0.0/8, ::1 or localhost)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Every knob of classsync. Field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- storage and transport ---------------------------------------------------------------
+    database_url: str = Field(default="sqlite:///./classsync.db", alias="DATABASE_URL")
+    grpc_address: str = Field(default="127.0.0.1:50051", alias="GRPC_ADDRESS")
+    grpc_max_workers: int = Field(default=100, ge=2, alias="GRPC_MAX_WORKERS")
+    max_classes_per_request: int = Field(default=1000, ge=1, alias="MAX_CLASSES_PER_REQUEST")
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, alias="MAX_MESSAGE_BYTES")
+    response_wait_seconds: float = Field(default=30.0, ge=0, alias="RESPONSE_WAIT_SECONDS")
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, alias="SHUTDOWN_GRACE_SECONDS")
+
+    # --- QBO ---------------------------------------------------------------------------------
+    qbo_environment: str = Field(
+        default=f"{DEV_SANDBOX_URL}/.well-known/openid_configuration",
+        validation_alias=AliasChoices("QBO_ENVIRONMENT", "ENV"),
+    )
+    qbo_api_base_url: str | None = Field(default=None, alias="QBO_API_BASE_URL")
+    qbo_client_id: str = Field(
+        default=DEV_CLIENT_ID, validation_alias=AliasChoices("QBO_CLIENT_ID", "CLIENT_ID")
+    )
+    qbo_client_secret: SecretStr = Field(
+        default=SecretStr(DEV_CLIENT_SECRET),
+        validation_alias=AliasChoices("QBO_CLIENT_SECRET", "CLIENT_SECRET"),
+    )
+    qbo_redirect_uri: str = Field(
+        default="http://127.0.0.1:8766/callback",
+        validation_alias=AliasChoices("QBO_REDIRECT_URI", "REDIRECT_URI"),
+    )
+    qbo_realm_id: str = Field(default=DEV_REALM_ID, alias="QBO_REALM_ID")
+    qbo_refresh_token: SecretStr | None = Field(default=None, alias="QBO_REFRESH_TOKEN")
+    qbo_minor_version: int = Field(default=75, ge=75, alias="QBO_MINOR_VERSION")
+    qbo_timeout_seconds: float = Field(default=30.0, gt=0, alias="QBO_TIMEOUT_SECONDS")
+
+    # --- sync engine -------------------------------------------------------------------------
+    sync_workers: int = Field(default=10, ge=1, alias="SYNC_WORKERS")
+    sync_enabled: bool = Field(default=True, alias="SYNC_ENABLED")
+    qbo_max_in_flight: int = Field(default=10, ge=1, alias="QBO_MAX_IN_FLIGHT")
+    qbo_requests_per_minute: int = Field(default=500, ge=1, alias="QBO_REQUESTS_PER_MINUTE")
+    qbo_use_batch: bool = Field(default=True, alias="QBO_USE_BATCH")
+    qbo_batch_size: int = Field(default=30, ge=1, le=30, alias="QBO_BATCH_SIZE")
+    sync_max_attempts: int = Field(default=8, ge=1, alias="SYNC_MAX_ATTEMPTS")
+    sync_lease_seconds: float = Field(default=60.0, gt=0, alias="SYNC_LEASE_SECONDS")
+    sync_poll_seconds: float = Field(default=1.0, gt=0, alias="SYNC_POLL_SECONDS")
+    sync_backoff_base_seconds: float = Field(default=1.0, gt=0, alias="SYNC_BACKOFF_BASE_SECONDS")
+    sync_backoff_max_seconds: float = Field(default=60.0, gt=0, alias="SYNC_BACKOFF_MAX_SECONDS")
+    sync_throttle_seconds: float = Field(default=60.0, gt=0, alias="SYNC_THROTTLE_SECONDS")
+    sync_stale_retries: int = Field(default=3, ge=0, alias="SYNC_STALE_RETRIES")
+
+    # --- security and operations ---------------------------------------------------------------
+    grpc_tls_cert_file: str | None = Field(default=None, alias="GRPC_TLS_CERT_FILE")
+    grpc_tls_key_file: str | None = Field(default=None, alias="GRPC_TLS_KEY_FILE")
+    grpc_auth_tokens: SecretStr | None = Field(default=None, alias="GRPC_AUTH_TOKENS")
+    token_encryption_key: SecretStr | None = Field(default=None, alias="TOKEN_ENCRYPTION_KEY")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    log_format: Literal["auto", "json", "console"] = Field(default="auto", alias="LOG_FORMAT")
+    # Start the local QBO emulator inside `classsync serve` when QBO points at the default dev address.
+    sandbox_autostart: bool = Field(default=True, alias="SANDBOX_AUTOSTART")
+
+    @field_validator("qbo_refresh_token", "grpc_auth_tokens", "token_encryption_key", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("qbo_api_base_url", "grpc_tls_cert_file", "grpc_tls_key_file", mode="before")
+    @classmethod
+    def _empty_str_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    # --- derived values ------------------------------------------------------------------------
+    @property
+    def intuit_environment(self) -> str:
+        """The `environment=` argument for intuit-oauth: a keyword, or a discovery URL."""
+        return _INTUIT_ENVIRONMENTS.get(self.qbo_environment.strip().lower(), self.qbo_environment)
+
+    @property
+    def api_base_url(self) -> str:
+        """Accounting API base (…/v3): explicit, Intuit's for sandbox/production, else beside discovery."""
+        if self.qbo_api_base_url:
+            return self.qbo_api_base_url.rstrip("/")
+        known = _INTUIT_API_BASE.get(self.intuit_environment)
+        if known:
+            return known
+        parts = urlsplit(self.qbo_environment)
+        return f"{parts.scheme}://{parts.netloc}/v3"
+
+    @property
+    def uses_dev_sandbox(self) -> bool:
+        """True when QBO is the emulator at its default loopback address (so `serve` may start it)."""
+        return self.qbo_environment.startswith(DEV_SANDBOX_URL)
+
+    @property
+    def bootstrap_refresh_token(self) -> str | None:
+        """Refresh token to start from when none is stored: the setting, or the emulator's dev token."""
+        if self.qbo_refresh_token is not None:
+            return self.qbo_refresh_token.get_secret_value()
+        return DEV_REFRESH_TOKEN if self.uses_dev_sandbox else None
+
+    @property
+    def auth_tokens(self) -> list[str]:
+        """Caller bearer tokens (comma-separated setting); empty list = authentication off."""
+        if self.grpc_auth_tokens is None:
+            return []
+        return [t.strip() for t in self.grpc_auth_tokens.get_secret_value().split(",") if t.strip()]

@@ -1,0 +1,85 @@
+"""`classsync connect`: the OAuth authorize → redirect → code → tokens flow for one realm."""
+
+from __future__ import annotations
+
+import http.server
+import secrets
+import threading
+import webbrowser
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from classsync.bootstrap import allow_plain_http_if_loopback, build_storage
+from classsync.config import Settings, is_loopback_url
+from classsync.qbo.tokens import authorization_url, exchange_code, make_auth_client_factory
+
+
+class _Callback(http.server.BaseHTTPRequestHandler):
+    """Receives the redirect and hands its query to the waiting command."""
+
+    result: dict[str, str]
+    done: threading.Event
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's method name
+        query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        type(self).result.update(query)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.end_headers()
+        self.wfile.write(b"classsync: you can close this window and return to the terminal.\n")
+        type(self).done.set()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - overridden name
+        return  # the query holds the authorization code: never print it
+
+
+def run_connect(settings: Settings, *, open_browser: bool, timeout: float) -> str:
+    """Authorize the app, exchange the code and store the realm's tokens; returns the realm id.
+
+    The redirect lands on a one-shot local HTTP listener at QBO_REDIRECT_URI. With the local
+    sandbox the authorize endpoint redirects straight back, so the command follows it itself.
+    """
+    allow_plain_http_if_loopback(settings)
+    redirect = urlsplit(settings.qbo_redirect_uri)
+    handler = type("Callback", (_Callback,), {"result": {}, "done": threading.Event()})
+    listener = http.server.HTTPServer(
+        (redirect.hostname or "127.0.0.1", redirect.port or 80), handler
+    )
+    thread = threading.Thread(target=listener.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = make_auth_client_factory(
+            settings.qbo_client_id,
+            settings.qbo_client_secret.get_secret_value(),
+            settings.qbo_redirect_uri,
+            settings.intuit_environment,
+            timeout_s=settings.qbo_timeout_seconds,
+        )()
+        state = secrets.token_urlsafe(16)
+        url = authorization_url(client, state)
+        if is_loopback_url(url):
+            requests.get(url, timeout=settings.qbo_timeout_seconds, allow_redirects=True)
+        else:
+            print(f"Open this URL to connect QuickBooks:\n  {url}", flush=True)
+            if open_browser:
+                webbrowser.open(url)
+        if not handler.done.wait(timeout):
+            msg = f"no redirect reached {settings.qbo_redirect_uri} within {timeout:.0f} s"
+            raise TimeoutError(msg)
+        result = handler.result
+        if result.get("state") != state:
+            msg = "the redirect's state does not match (possible CSRF); nothing was stored"
+            raise RuntimeError(msg)
+        if "error" in result:
+            msg = f"authorization refused: {result['error']}"
+            raise RuntimeError(msg)
+        realm_id = result.get("realmId") or settings.qbo_realm_id
+        tokens = exchange_code(client, result["code"], realm_id)
+    finally:
+        listener.shutdown()
+        listener.server_close()
+    storage = build_storage(settings)
+    with storage.token_store.locked(realm_id) as realm:
+        realm.save(tokens)
+    return realm_id

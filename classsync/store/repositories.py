@@ -1,0 +1,633 @@
+"""Queries on QBClass and the sync-job outbox: batched upserts by identity, leased job claiming."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from classsync.domain import (
+    ClassInput,
+    ErrorCode,
+    QboClass,
+    Rejection,
+    SyncStatus,
+    ValidClass,
+    join_path,
+    split_full_name,
+)
+from classsync.store.models import QBClass, SyncJob
+
+# Job states in "ClasssyncJob"."status" (text, see models).
+IN_PROGRESS = "IN_PROGRESS"
+_CHUNK = 500  # bound the size of IN (...) lists
+
+
+@dataclass(frozen=True, slots=True)
+class StoredClass:
+    """A Class row was written and its sync job (re)queued at ``generation``."""
+
+    class_id: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClassSnapshot:
+    """The local state the engine needs to sync one Class."""
+
+    class_id: str
+    qb_id: str | None
+    name: str
+    key: str
+    is_active: bool
+    is_sparse: bool
+    version_token: int
+
+    @property
+    def parent_key(self) -> str | None:
+        """QBO-form path of the parent, None for a top-level Class."""
+        path = split_full_name(self.key)
+        return join_path(path[:-1]) if len(path) > 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job leased to one worker."""
+
+    class_id: str
+    realm_id: str
+    generation: int
+    attempts: int
+    depth: int
+    outcome_unknown: bool
+    snapshot: ClassSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """Where a Class's sync stands, for answering callers."""
+
+    class_id: str
+    status: str
+    generation: int
+    qb_id: str | None
+    version_token: int
+    error_code: str | None
+    error_message: str | None
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _key_of_row(row: QBClass) -> str:
+    if row.full_name_key:
+        return row.full_name_key
+    return join_path(split_full_name(row.full_name or row.name) or (row.name,))
+
+
+class ClassRepository:
+    """QBClass rows: identity resolution (qbId, else fully-qualified name) and batched writes."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def save_batch(
+        self, items: Sequence[ValidClass], realm_id: str, now: datetime
+    ) -> list[StoredClass | Rejection]:
+        """Upsert every Class of one ClassRequest, create missing ancestors, queue their jobs.
+
+        Results are in input order. The caller owns the transaction (one per ClassRequest).
+        """
+        keys = {key for item in items for key in _keys_with_ancestors(item.path)}
+        qb_ids = {item.qb_id for item in items if item.qb_id}
+        by_key, by_qb_id = self._load(sorted(keys), sorted(qb_ids))
+
+        inserts: dict[str, dict[str, object]] = {}
+        updates: dict[str, dict[str, object]] = {}
+        touched: dict[str, int] = {}  # class id -> depth; jobs to (re)queue
+        new_placeholders: dict[str, int] = {}  # ancestors created here: queued, never re-queued
+        results: list[str | Rejection] = []
+
+        for item in items:
+            row_id: str | None
+            if item.qb_id:
+                found = by_qb_id.get(item.qb_id)
+                if found is None:
+                    results.append(
+                        Rejection(
+                            ErrorCode.UNKNOWN_QB_ID,
+                            f"no Class with qb_id {item.qb_id!r} is stored here; send it without "
+                            "qb_id to create it, or with its full_name to link it by name",
+                        )
+                    )
+                    continue
+                row_id = found
+                holder = by_key.get(item.key)
+                if holder is not None and holder != row_id:
+                    results.append(
+                        Rejection(
+                            ErrorCode.QB_ID_CONFLICT,
+                            f"qb_id {item.qb_id!r} belongs to one Class and full name "
+                            f"{item.key!r} to another; rename one of them first",
+                        )
+                    )
+                    continue
+            else:
+                row_id = by_key.get(item.key)
+
+            for depth, ancestor_key in enumerate(_keys_with_ancestors(item.path)[:-1], start=1):
+                if ancestor_key not in by_key:
+                    ancestor_id = str(uuid.uuid4())
+                    by_key[ancestor_key] = ancestor_id
+                    level = split_full_name(ancestor_key)[-1]
+                    inserts[ancestor_id] = _row_values(
+                        ancestor_id,
+                        name=level,
+                        full_name=ancestor_key,
+                        key=ancestor_key,
+                        is_sub_class=depth > 1,
+                        is_active=True,
+                        domain_source=item.domain_source,
+                        version_token=0,
+                        is_sparse=False,
+                        now=now,
+                    )
+                    new_placeholders[ancestor_id] = depth
+
+            values = {
+                "name": item.name,
+                "full_name": item.full_name,
+                "key": item.key,
+                "is_sub_class": item.is_sub_class,
+                "is_active": item.is_active,
+                "domain_source": item.domain_source,
+                "is_sparse": item.is_sparse,
+            }
+            if row_id is None:
+                row_id = str(uuid.uuid4())
+                by_key[item.key] = row_id
+                inserts[row_id] = _row_values(row_id, version_token=0, now=now, **values)  # type: ignore[arg-type]
+            elif row_id in inserts:
+                inserts[row_id].update(_row_values(row_id, version_token=0, now=now, **values))  # type: ignore[arg-type]
+                new_placeholders.pop(row_id, None)
+            else:
+                by_key[item.key] = row_id  # may be a rename through qb_id
+                updates[row_id] = {
+                    "b_id": row_id,
+                    "b_now": now,
+                    **{f"b_{k}": v for k, v in values.items()},
+                }
+            touched[row_id] = item.depth
+            results.append(row_id)
+
+        self._write_rows(list(inserts.values()), list(updates.values()))
+        generations = JobQueue(self._session).enqueue(
+            touched, new_placeholders, realm_id=realm_id, now=now
+        )
+        return [
+            r if isinstance(r, Rejection) else StoredClass(class_id=r, generation=generations[r])
+            for r in results
+        ]
+
+    def _load(
+        self, keys: Sequence[str], qb_ids: Sequence[str]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        by_key: dict[str, str] = {}
+        by_qb_id: dict[str, str] = {}
+        columns = (QBClass.id, QBClass.qb_id, QBClass.full_name_key)
+        for chunk in _chunks(keys):
+            for row_id, qb_id, key in self._session.execute(
+                select(*columns).where(QBClass.full_name_key.in_(chunk))
+            ):
+                by_key[key] = row_id
+                if qb_id:
+                    by_qb_id[qb_id] = row_id
+        for chunk in _chunks(qb_ids):
+            for row_id, qb_id, key in self._session.execute(
+                select(*columns).where(QBClass.qb_id.in_(chunk))
+            ):
+                by_qb_id[qb_id] = row_id
+                if key:
+                    by_key.setdefault(key, row_id)
+        return by_key, by_qb_id
+
+    def _write_rows(
+        self, inserts: list[dict[str, object]], updates: list[dict[str, object]]
+    ) -> None:
+        if inserts:
+            self._session.execute(QBClass.__table__.insert(), inserts)
+        if updates:
+            table = QBClass.__table__
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("b_id"))
+                .values(
+                    {
+                        table.c.name: bindparam("b_name"),
+                        table.c.fullName: bindparam("b_full_name"),
+                        table.c.fullNameKey: bindparam("b_key"),
+                        table.c.isSubClass: bindparam("b_is_sub_class"),
+                        table.c.isActive: bindparam("b_is_active"),
+                        table.c.domainSource: bindparam("b_domain_source"),
+                        table.c.isSparse: bindparam("b_is_sparse"),
+                        table.c.updatedAt: bindparam("b_now"),
+                    }
+                )
+            )
+            self._session.connection().execute(statement, updates)
+
+    def find_by_key(self, key: str) -> QBClass | None:
+        """The row whose fully-qualified name (QBO form) is ``key``."""
+        return self._session.scalars(select(QBClass).where(QBClass.full_name_key == key)).first()
+
+    def find_by_qb_id(self, qb_id: str) -> QBClass | None:
+        """The row linked to QBO Id ``qb_id``."""
+        return self._session.scalars(select(QBClass).where(QBClass.qb_id == qb_id)).first()
+
+    def get(self, class_id: str) -> QBClass | None:
+        """The row with local id ``class_id``."""
+        return self._session.get(QBClass, class_id)
+
+
+def _keys_with_ancestors(path: tuple[str, ...]) -> list[str]:
+    return [join_path(path[: i + 1]) for i in range(len(path))]
+
+
+def _row_values(
+    row_id: str,
+    *,
+    name: str,
+    full_name: str | None,
+    key: str,
+    is_sub_class: bool,
+    is_active: bool,
+    domain_source: str | None,
+    version_token: int,
+    is_sparse: bool,
+    now: datetime,
+) -> dict[str, object]:
+    # Keys are column names (Core insert): the quoted camelCase names of the Node table.
+    return {
+        "id": row_id,
+        "qbId": None,
+        "name": name,
+        "fullName": full_name,
+        "fullNameKey": key,
+        "isSubClass": is_sub_class,
+        "isActive": is_active,
+        "domainSource": domain_source,
+        "versionToken": version_token,
+        "isSparse": is_sparse,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+
+
+class JobQueue:
+    """The outbox: one job row per Class, leased to one worker at a time."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def enqueue(
+        self,
+        touched: dict[str, int],
+        placeholders: dict[str, int],
+        *,
+        realm_id: str,
+        now: datetime,
+    ) -> dict[str, int]:
+        """(Re)queue jobs and return each touched class's generation.
+
+        A job being worked on keeps its lease: only its generation moves on, and the worker that
+        holds it re-queues it when it finishes (so two workers never write one Class at once).
+        """
+        ids = list({*touched, *placeholders})
+        existing: set[str] = set()
+        for chunk in _chunks(ids):
+            existing.update(
+                self._session.scalars(select(SyncJob.class_id).where(SyncJob.class_id.in_(chunk)))
+            )
+        new_rows = [
+            {
+                "classId": class_id,
+                "realmId": realm_id,
+                "status": SyncStatus.PENDING.value,
+                "generation": 1,
+                "depth": touched.get(class_id) or placeholders[class_id],
+                "attempts": 0,
+                "nextAttemptAt": now,
+                "outcomeUnknown": False,
+                "createdAt": now,
+                "updatedAt": now,
+            }
+            for class_id in ids
+            if class_id not in existing
+        ]
+        if new_rows:
+            self._session.execute(SyncJob.__table__.insert(), new_rows)
+        requeue = [
+            {"b_id": class_id, "b_depth": depth, "b_now": now}
+            for class_id, depth in touched.items()
+            if class_id in existing
+        ]
+        if requeue:
+            table = SyncJob.__table__
+            self._session.connection().execute(
+                update(table)
+                .where(table.c.classId == bindparam("b_id"))
+                .values(
+                    {
+                        table.c.generation: table.c.generation + 1,
+                        table.c.status: case(
+                            (table.c.status == IN_PROGRESS, IN_PROGRESS),
+                            else_=SyncStatus.PENDING.value,
+                        ),
+                        table.c.depth: bindparam("b_depth"),
+                        table.c.attempts: 0,
+                        table.c.nextAttemptAt: bindparam("b_now"),
+                        table.c.lastErrorCode: None,
+                        table.c.lastErrorMessage: None,
+                        table.c.updatedAt: bindparam("b_now"),
+                    }
+                ),
+                requeue,
+            )
+        generations: dict[str, int] = {}
+        wanted = list(touched)
+        for chunk in _chunks(wanted):
+            generations.update(
+                self._session.execute(
+                    select(SyncJob.class_id, SyncJob.generation).where(SyncJob.class_id.in_(chunk))
+                ).tuples()
+            )
+        return generations
+
+    def claim(
+        self,
+        *,
+        owner: str,
+        limit: int,
+        lease: timedelta,
+        now: datetime,
+        realm_id: str | None = None,
+    ) -> list[ClaimedJob]:
+        """Lease up to ``limit`` due jobs, shallowest first (parents before children).
+
+        Due = pending and past its next attempt time, or in progress with an expired lease (its
+        worker died). PostgreSQL and MariaDB skip rows other replicas hold (FOR UPDATE SKIP LOCKED);
+        SQLite serialises writers, so it is single-process only.
+        """
+        due = or_(
+            and_(SyncJob.status == SyncStatus.PENDING.value, SyncJob.next_attempt_at <= now),
+            and_(SyncJob.status == IN_PROGRESS, SyncJob.lease_expires_at < now),
+        )
+        query = select(SyncJob).where(due)
+        if realm_id is not None:
+            query = query.where(SyncJob.realm_id == realm_id)
+        query = (
+            query.order_by(SyncJob.depth, SyncJob.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        jobs = list(self._session.scalars(query))
+        if not jobs:
+            return []
+        rows = {
+            row.id: row
+            for row in self._session.scalars(
+                select(QBClass).where(QBClass.id.in_([job.class_id for job in jobs]))
+            )
+        }
+        claimed = []
+        for job in jobs:
+            # A job reclaimed from a dead worker may have reached QBO: treat its outcome as unknown.
+            if job.status == IN_PROGRESS:
+                job.outcome_unknown = True
+            job.status = IN_PROGRESS
+            job.lease_owner = owner
+            job.lease_expires_at = now + lease
+            job.updated_at = now
+            row = rows[job.class_id]
+            claimed.append(
+                ClaimedJob(
+                    class_id=job.class_id,
+                    realm_id=job.realm_id,
+                    generation=job.generation,
+                    attempts=job.attempts,
+                    depth=job.depth,
+                    outcome_unknown=job.outcome_unknown,
+                    snapshot=_snapshot(row),
+                )
+            )
+        self._session.flush()
+        return claimed
+
+    def _owned(self, class_id: str, owner: str) -> SyncJob | None:
+        job = self._session.get(SyncJob, class_id, with_for_update=True)
+        if job is None or job.lease_owner != owner or job.status != IN_PROGRESS:
+            return None  # our lease expired and someone else took it over: leave it to them
+        return job
+
+    def record_synced(self, claimed: ClaimedJob, owner: str, qbo: QboClass, now: datetime) -> bool:
+        """Store QBO's Id and SyncToken; finish the job unless the Class changed meanwhile."""
+        job = self._owned(claimed.class_id, owner)
+        row = self._session.get(QBClass, claimed.class_id)
+        if row is not None:
+            row.qb_id = qbo.id
+            row.version_token = _sync_token_int(qbo.sync_token)
+            row.updated_at = now
+        if job is None:
+            return False
+        job.outcome_unknown = False
+        job.lease_owner = None
+        job.lease_expires_at = None
+        job.last_error_code = None
+        job.last_error_message = None
+        job.updated_at = now
+        if job.generation == claimed.generation:
+            job.status = SyncStatus.SYNCED.value
+            job.synced_at = now
+        else:
+            job.status = SyncStatus.PENDING.value
+            job.attempts = 0
+            job.next_attempt_at = now
+        return True
+
+    def record_link(self, claimed: ClaimedJob, qbo: QboClass, now: datetime) -> None:
+        """Link the row to an existing QBO class (found by name) before updating it."""
+        row = self._session.get(QBClass, claimed.class_id)
+        if row is not None:
+            row.qb_id = qbo.id
+            row.version_token = _sync_token_int(qbo.sync_token)
+            row.updated_at = now
+
+    def record_version(self, class_id: str, sync_token: str, now: datetime) -> None:
+        """Remember the SyncToken re-read from QBO (after a 5010)."""
+        row = self._session.get(QBClass, class_id)
+        if row is not None:
+            row.version_token = _sync_token_int(sync_token)
+            row.updated_at = now
+
+    def retry_later(
+        self,
+        claimed: ClaimedJob,
+        owner: str,
+        *,
+        at: datetime,
+        error_code: str,
+        error_message: str,
+        count_attempt: bool,
+        outcome_unknown: bool,
+        now: datetime,
+    ) -> None:
+        """Give the job back to the queue for a later attempt."""
+        job = self._owned(claimed.class_id, owner)
+        if job is None:
+            return
+        job.status = SyncStatus.PENDING.value
+        job.lease_owner = None
+        job.lease_expires_at = None
+        job.next_attempt_at = now if job.generation != claimed.generation else at
+        if count_attempt:
+            job.attempts += 1
+        job.outcome_unknown = job.outcome_unknown or outcome_unknown
+        job.last_error_code = error_code
+        job.last_error_message = error_message[:2000]
+        job.updated_at = now
+
+    def record_failed(
+        self, claimed: ClaimedJob, owner: str, *, error_code: str, error_message: str, now: datetime
+    ) -> None:
+        """QBO refused the Class for good (or attempts ran out): mark it FAILED with the reason."""
+        job = self._owned(claimed.class_id, owner)
+        if job is None:
+            return
+        job.lease_owner = None
+        job.lease_expires_at = None
+        job.last_error_code = error_code
+        job.last_error_message = error_message[:2000]
+        job.updated_at = now
+        if job.generation == claimed.generation:
+            job.status = SyncStatus.FAILED.value
+            job.attempts += 1
+        else:  # the caller sent a newer version meanwhile: try that one
+            job.status = SyncStatus.PENDING.value
+            job.attempts = 0
+            job.next_attempt_at = now
+
+    def release(self, owner: str, now: datetime) -> int:
+        """Hand back every lease ``owner`` holds (graceful stop); returns how many."""
+        result = self._session.execute(
+            update(SyncJob)
+            .where(SyncJob.lease_owner == owner, SyncJob.status == IN_PROGRESS)
+            .values(
+                status=SyncStatus.PENDING.value,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def states(self, class_ids: Sequence[str]) -> dict[str, JobState]:
+        """Current job state and QBO link of each Class."""
+        out: dict[str, JobState] = {}
+        for chunk in _chunks(list(class_ids)):
+            query = (
+                select(
+                    SyncJob.class_id,
+                    SyncJob.status,
+                    SyncJob.generation,
+                    QBClass.qb_id,
+                    QBClass.version_token,
+                    SyncJob.last_error_code,
+                    SyncJob.last_error_message,
+                )
+                .join(QBClass, QBClass.id == SyncJob.class_id)
+                .where(SyncJob.class_id.in_(chunk))
+            )
+            for row in self._session.execute(query):
+                out[row[0]] = JobState(*row)
+        return out
+
+    def parent_state(self, parent_key: str) -> tuple[str | None, str | None]:
+        """(QBO Id, job status) of the Class at ``parent_key``; (None, None) if unknown."""
+        row = self._session.execute(
+            select(QBClass.qb_id, SyncJob.status)
+            .outerjoin(SyncJob, SyncJob.class_id == QBClass.id)
+            .where(QBClass.full_name_key == parent_key)
+        ).first()
+        if row is None:
+            return None, None
+        return row[0], row[1]
+
+    def counts(self) -> dict[str, int]:
+        """Number of jobs per status."""
+        return dict(
+            self._session.execute(
+                select(SyncJob.status, func.count()).group_by(SyncJob.status)
+            ).tuples()
+        )
+
+    def oldest_pending(self) -> datetime | None:
+        """Creation time of the oldest job not yet synced."""
+        return self._session.scalar(
+            select(func.min(SyncJob.updated_at)).where(
+                SyncJob.status.in_([SyncStatus.PENDING.value, IN_PROGRESS])
+            )
+        )
+
+    def requeue(self, *, failed_only: bool, class_ids: Sequence[str], now: datetime) -> int:
+        """Put FAILED (and, unless ``failed_only``, any) jobs back in the queue with fresh attempts."""
+        statement = update(SyncJob).values(
+            status=SyncStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=now,
+            updated_at=now,
+            generation=SyncJob.generation + 1,
+        )
+        if failed_only or not class_ids:
+            statement = statement.where(SyncJob.status == SyncStatus.FAILED.value)
+        else:
+            statement = statement.where(SyncJob.status != IN_PROGRESS)
+        if class_ids:
+            statement = statement.where(SyncJob.class_id.in_(list(class_ids)))
+        return int(self._session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _snapshot(row: QBClass) -> ClassSnapshot:
+    return ClassSnapshot(
+        class_id=row.id,
+        qb_id=row.qb_id,
+        name=row.name,
+        key=_key_of_row(row),
+        is_active=row.is_active,
+        is_sparse=row.is_sparse,
+        version_token=row.version_token,
+    )
+
+
+def _sync_token_int(sync_token: str) -> int:
+    # QBO's SyncToken is a decimal string (qbo-reference §1.1); the Node column is an Int.
+    try:
+        return int(sync_token)
+    except ValueError:
+        return 0
+
+
+__all__ = [
+    "ClaimedJob",
+    "ClassInput",
+    "ClassRepository",
+    "ClassSnapshot",
+    "JobQueue",
+    "JobState",
+    "StoredClass",
+]

@@ -1,0 +1,431 @@
+"""Sync engine: worker threads that lease due jobs and bring each Class to QBO exactly once."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import structlog
+
+from classsync.domain import (
+    ClassWrite,
+    ErrorCode,
+    QboClass,
+    QboDisconnected,
+    QboDuplicateName,
+    QboError,
+    QboOutcomeUnknown,
+    QboRejected,
+    QboRetryable,
+    QboStaleSyncToken,
+    QboThrottled,
+    SyncStatus,
+)
+from classsync.qbo.gateway import QboGateway
+from classsync.store.repositories import ClaimedJob, JobState
+from classsync.store.unit_of_work import UnitOfWork
+from classsync.sync.backoff import RetryPolicy
+from classsync.sync.limiter import RateLimiter
+from classsync.sync.settled import SettledBoard
+
+log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
+
+# A child waits this long for its parent's first sync before being looked at again.
+_PARENT_WAIT = timedelta(milliseconds=200)
+# A disconnected realm is checked again this often (a person must run `classsync connect`).
+_DISCONNECTED_WAIT = timedelta(seconds=30)
+
+
+def utcnow() -> datetime:
+    """Naive UTC, as the database stores it."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def request_id_for(job: ClaimedJob, operation: str, sync_token: str = "") -> str:
+    """Deterministic QBO ``requestid`` for one write of one job generation.
+
+    The same write retried after an unknown outcome carries the same id, so QBO answers with the
+    first response instead of writing twice; a different write (new SyncToken, new generation)
+    gets a new id. 40 hex characters, under QBO's 50 (qbo-reference.md §3).
+    """
+    seed = f"{job.class_id}:{job.generation}:{operation}:{sync_token}"
+    return hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()
+
+
+class _Defer(Exception):  # noqa: N818 - control flow inside the engine, never escapes it
+    def __init__(self, wait: timedelta, code: str, message: str) -> None:
+        super().__init__(message)
+        self.wait = wait
+        self.code = code
+
+
+class _Fail(Exception):  # noqa: N818 - control flow inside the engine, never escapes it
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SyncEngine:
+    """Leases jobs, calls QBO through the limiter, records outcomes, schedules retries."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        gateway: QboGateway,
+        limiter: RateLimiter,
+        policy: RetryPolicy,
+        board: SettledBoard,
+        *,
+        workers: int = 10,
+        lease_seconds: float = 60.0,
+        poll_seconds: float = 1.0,
+        stale_retries: int = 3,
+        batch_size: int = 1,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._gateway = gateway
+        self._limiter = limiter
+        self._policy = policy
+        self._board = board
+        self._workers = workers
+        self._lease = timedelta(seconds=lease_seconds)
+        self._poll_seconds = poll_seconds
+        self._stale_retries = stale_retries
+        self._batch_size = batch_size
+        self._clock = clock
+        self.owner = f"{uuid.uuid4().hex[:12]}"
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker threads."""
+        self._stopping.clear()
+        for index in range(self._workers):
+            thread = threading.Thread(target=self._run, name=f"sync-worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("sync_engine_started", workers=self._workers, owner=self.owner)
+
+    def wake(self) -> None:
+        """New work was committed: look for it now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Finish in-flight QBO calls (bounded by ``timeout``), then hand back leases."""
+        self._stopping.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads.clear()
+        try:
+            with self._uow_factory() as uow:
+                released = uow.jobs.release(self.owner, self._clock())
+                uow.commit()
+            log.info("sync_engine_stopped", leases_released=released)
+        except Exception:
+            # Not fatal: leases expire by themselves and another worker reclaims them.
+            log.exception("sync_engine_release_failed")
+
+    # --- worker loop -------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                jobs = self._claim()
+            except Exception:
+                log.exception("sync_claim_failed")
+                self._stopping.wait(self._poll_seconds)
+                continue
+            if not jobs:
+                self._wake.wait(self._poll_seconds)
+                self._wake.clear()
+                continue
+            self._wake.set()  # there may be more: let an idle sibling look too
+            if len(jobs) > 1:
+                self._process_batch(jobs)
+            else:
+                self._process(jobs[0])
+
+    def _claim(self) -> list[ClaimedJob]:
+        with self._uow_factory() as uow:
+            jobs = uow.jobs.claim(
+                owner=self.owner, limit=self._batch_size, lease=self._lease, now=self._clock()
+            )
+            uow.commit()
+            return jobs
+
+    # --- one job -----------------------------------------------------------------------------
+    def _process(self, job: ClaimedJob) -> None:
+        bound = structlog.contextvars.bound_contextvars(
+            class_id=job.class_id, realm_id=job.realm_id, generation=job.generation
+        )
+        with bound:
+            try:
+                parent_id = self._parent_id(job)
+                result = self._sync(job, parent_id)
+            except _Defer as deferral:
+                self._retry(job, deferral.wait, deferral.code, str(deferral), count=False)
+            except _Fail as failure:
+                self._fail(job, failure.code, str(failure))
+            except QboError as error:
+                self._handle_error(job, error)
+            except Exception as error:  # a bug or a database fault: retry, never lose the job
+                log.exception("sync_job_crashed")
+                self._handle_error(job, QboRetryable(f"internal error: {type(error).__name__}"))
+            else:
+                self._succeed(job, result)
+
+    def _parent_id(self, job: ClaimedJob) -> str | None:
+        parent_key = job.snapshot.parent_key
+        if parent_key is None:
+            return None
+        with self._uow_factory() as uow:
+            qb_id, status = uow.jobs.parent_state(parent_key)
+        if qb_id:
+            return qb_id
+        if status == SyncStatus.FAILED.value:
+            msg = f"parent {parent_key!r} could not be synced to QBO"
+            raise _Fail(ErrorCode.PARENT_FAILED.value, msg)
+        msg = f"waiting for parent {parent_key!r} to reach QBO"
+        raise _Defer(_PARENT_WAIT, SyncStatus.PENDING.value, msg)
+
+    def _write(self, job: ClaimedJob, parent_id: str | None) -> ClassWrite:
+        snap = job.snapshot
+        return ClassWrite(
+            name=snap.name, active=snap.is_active, parent_id=parent_id, sparse=snap.is_sparse
+        )
+
+    def _sync(self, job: ClaimedJob, parent_id: str | None) -> QboClass:
+        snap = job.snapshot
+        write = self._write(job, parent_id)
+        if snap.qb_id is not None:
+            return self._update(job, snap.qb_id, str(snap.version_token), write)
+        existing = None
+        if job.outcome_unknown:
+            # An earlier create may have reached QBO: look before creating again (issue 4 §2).
+            existing = self._call(job, lambda: self._gateway.find_by_name(job.realm_id, snap.key))
+        if existing is None:
+            create = _replace(write, request_id=request_id_for(job, "create"), sparse=False)
+            try:
+                return self._call(job, lambda: self._gateway.create(job.realm_id, create))
+            except QboDuplicateName:
+                existing = self._call(
+                    job, lambda: self._gateway.find_by_name(job.realm_id, snap.key)
+                )
+                if existing is None:
+                    raise
+        # Link the QBO class that already carries this name, then apply our fields to it.
+        self._link(job, existing)
+        if _matches(existing, write):
+            return existing
+        return self._update(job, existing.id, existing.sync_token, write)
+
+    def _update(self, job: ClaimedJob, qbo_id: str, sync_token: str, write: ClassWrite) -> QboClass:
+        """Update with the newest SyncToken; a 5010 re-reads QBO and tries again (bounded)."""
+        for attempt in range(self._stale_retries + 1):
+            update = _replace(
+                write,
+                qbo_id=qbo_id,
+                sync_token=sync_token,
+                request_id=request_id_for(job, "update", sync_token),
+            )
+            try:
+                return self._call(job, lambda u=update: self._gateway.update(job.realm_id, u))  # type: ignore[misc]
+            except QboStaleSyncToken:
+                if attempt == self._stale_retries:
+                    raise
+                current = self._call(job, lambda: self._gateway.read(job.realm_id, qbo_id))
+                log.info("qbo_sync_token_refreshed", stale=sync_token, current=current.sync_token)
+                sync_token = current.sync_token
+                if _matches(current, write):
+                    return current
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _call(self, job: ClaimedJob, call: Callable[[], _T]) -> _T:
+        with self._limiter.call(job.realm_id):
+            return call()
+
+    def _link(self, job: ClaimedJob, existing: QboClass) -> None:
+        with self._uow_factory() as uow:
+            uow.jobs.record_link(job, existing, self._clock())
+            uow.commit()
+        log.info("qbo_class_linked_by_name", qb_id=existing.id)
+
+    # --- batches -------------------------------------------------------------------------------
+    def _process_batch(self, jobs: list[ClaimedJob]) -> None:
+        """Send plain creates/updates of top-ready jobs in one QBO batch; the rest one by one.
+
+        Batch calls carry no requestid (qbo-reference.md §3), so a batch whose outcome is
+        unknown marks every item so that its retry looks the class up by name first.
+        """
+        batchable: list[tuple[ClaimedJob, ClassWrite]] = []
+        for job in jobs:
+            try:
+                parent_id = self._parent_id(job)
+            except _Defer as deferral:
+                self._retry(job, deferral.wait, deferral.code, str(deferral), count=False)
+                continue
+            except _Fail as failure:
+                self._fail(job, failure.code, str(failure))
+                continue
+            except Exception:
+                log.exception("sync_parent_lookup_failed")
+                self._handle_error(job, QboRetryable("internal error looking up the parent"))
+                continue
+            if job.outcome_unknown:
+                self._process(job)
+                continue
+            write = self._write(job, parent_id)
+            snap = job.snapshot
+            if snap.qb_id is not None:
+                write = _replace(write, qbo_id=snap.qb_id, sync_token=str(snap.version_token))
+            else:
+                write = _replace(write, sparse=False)
+            batchable.append((job, write))
+        if not batchable:
+            return
+        if len(batchable) == 1:
+            self._process(batchable[0][0])
+            return
+        try:
+            with self._limiter.call(batchable[0][0].realm_id):
+                results = self._gateway.batch_write(
+                    batchable[0][0].realm_id, [write for _, write in batchable]
+                )
+        except QboError as error:
+            for job, _ in batchable:
+                self._handle_error(job, error)
+            return
+        except Exception:
+            log.exception("sync_batch_crashed")
+            for job, _ in batchable:
+                self._handle_error(job, QboOutcomeUnknown("internal error during a batch call"))
+            return
+        for (job, _), result in zip(batchable, results, strict=True):
+            if isinstance(result, QboClass):
+                self._succeed(job, result)
+            elif isinstance(result, QboStaleSyncToken | QboDuplicateName):
+                self._process(job)  # the single path knows how to recover from these
+            else:
+                self._handle_error(job, result)
+
+    # --- outcomes ------------------------------------------------------------------------------
+    def _succeed(self, job: ClaimedJob, result: QboClass) -> None:
+        with self._uow_factory() as uow:
+            finished = uow.jobs.record_synced(job, self.owner, result, self._clock())
+            uow.commit()
+        log.info("class_synced", qb_id=result.id, sync_token=result.sync_token, finished=finished)
+        self._publish(job)
+
+    def _fail(self, job: ClaimedJob, code: str, message: str) -> None:
+        with self._uow_factory() as uow:
+            uow.jobs.record_failed(
+                job, self.owner, error_code=code, error_message=message, now=self._clock()
+            )
+            uow.commit()
+        log.warning("class_sync_failed", error_code=code, error=message)
+        self._publish(job)
+
+    def _retry(
+        self,
+        job: ClaimedJob,
+        wait: timedelta,
+        code: str,
+        message: str,
+        *,
+        count: bool,
+        unknown: bool = False,
+    ) -> None:
+        now = self._clock()
+        with self._uow_factory() as uow:
+            uow.jobs.retry_later(
+                job,
+                self.owner,
+                at=now + wait,
+                error_code=code,
+                error_message=message,
+                count_attempt=count,
+                outcome_unknown=unknown,
+                now=now,
+            )
+            uow.commit()
+
+    def _handle_error(self, job: ClaimedJob, error: QboError) -> None:
+        try:
+            self._record_error(job, error)
+        except Exception:
+            # The database is unreachable: the lease will expire and the job will be reclaimed
+            # (as "outcome unknown"), so nothing is lost.
+            log.exception("sync_record_failed")
+
+    def _record_error(self, job: ClaimedJob, error: QboError) -> None:
+        message = str(error)
+        if isinstance(error, QboRejected):
+            self._fail(job, error.error_code, message)
+            return
+        if isinstance(error, QboDisconnected):
+            self._retry(
+                job, _DISCONNECTED_WAIT, ErrorCode.QBO_DISCONNECTED.value, message, count=False
+            )
+            return
+        throttled = isinstance(error, QboThrottled)
+        attempts = job.attempts + (0 if throttled else 1)
+        delay = self._policy.delay(max(1, attempts), error)
+        if throttled or error.code in {"503", "500"}:
+            self._limiter.pause(job.realm_id, delay)
+        if not throttled and self._policy.exhausted(attempts):
+            self._fail(
+                job,
+                ErrorCode.ATTEMPTS_EXHAUSTED.value,
+                f"gave up after {attempts} attempts: {message}",
+            )
+            return
+        log.info(
+            "class_sync_retry_scheduled",
+            error_code=error.error_code,
+            error=message,
+            delay_s=round(delay, 3),
+            attempts=attempts,
+        )
+        self._retry(
+            job,
+            timedelta(seconds=delay),
+            error.error_code,
+            message,
+            count=not throttled,
+            unknown=isinstance(error, QboOutcomeUnknown),
+        )
+
+    def _publish(self, job: ClaimedJob) -> None:
+        with self._uow_factory() as uow:
+            states = uow.jobs.states([job.class_id])
+        settled = [s for s in states.values() if _is_settled(s)]
+        if settled:
+            self._board.post(settled)
+
+
+def _is_settled(state: JobState) -> bool:
+    return state.status in (SyncStatus.SYNCED.value, SyncStatus.FAILED.value)
+
+
+def _matches(current: QboClass, write: ClassWrite) -> bool:
+    """QBO already holds what we would write (skip a needless update and SyncToken bump)."""
+    return (
+        current.name == write.name
+        and current.active == write.active
+        and (current.parent_id or None) == (write.parent_id or None)
+    )
+
+
+def _replace(write: ClassWrite, **changes: object) -> ClassWrite:
+    return replace(write, **changes)  # type: ignore[arg-type]

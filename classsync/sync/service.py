@@ -1,0 +1,207 @@
+"""Ingest: validate Classes, store rows and sync jobs in one transaction, then wait for QBO."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from classsync.domain import (
+    ClassInput,
+    ClassOutcome,
+    ErrorCode,
+    Rejection,
+    RequestTooLarge,
+    SyncStatus,
+    validate,
+)
+from classsync.store.repositories import JobState, StoredClass
+from classsync.store.unit_of_work import UnitOfWork
+from classsync.sync.settled import SettledBoard
+
+log = structlog.get_logger(__name__)
+
+# Two streams adding the same new Class at once: the loser's transaction hits the unique index and
+# is simply run again (it then finds the row and updates it).
+_STORE_ATTEMPTS = 3
+_POLL_OTHER_REPLICAS_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A Class committed locally; its QBO sync is the engine's job now."""
+
+    stream_index: int
+    request_index: int
+    class_id: str
+    generation: int
+    name: str
+    full_name: str
+
+
+class IngestService:
+    """The application service behind CreateClass. Knows nothing about gRPC."""
+
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        board: SettledBoard,
+        wake_engine: Callable[[], None],
+        *,
+        realm_id: str,
+        max_classes_per_request: int,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._board = board
+        self._wake_engine = wake_engine
+        self._realm_id = realm_id
+        self._max_classes = max_classes_per_request
+
+    def ingest(
+        self, items: Sequence[ClassInput], *, first_stream_index: int, request_number: int
+    ) -> list[Accepted | ClassOutcome]:
+        """Validate and durably store one ClassRequest; returns, per Class, Accepted or its refusal."""
+        if len(items) > self._max_classes:
+            msg = (
+                f"ClassRequest #{request_number} carries {len(items)} Classes; at most "
+                f"{self._max_classes} are accepted per ClassRequest (split it into several "
+                "ClassRequests on the same stream). Earlier ClassRequests were stored."
+            )
+            raise RequestTooLarge(msg)
+        if not items:
+            return [
+                ClassOutcome(
+                    stream_index=-1,
+                    request_index=-1,
+                    status=SyncStatus.INVALID,
+                    error_code="EMPTY_REQUEST",
+                    error_message=f"ClassRequest #{request_number} carries no Classes",
+                )
+            ]
+        checked = [validate(item) for item in items]
+        valid = [c for c in checked if not isinstance(c, Rejection)]
+        stored = self._store(valid) if valid else []
+        stored_iter = iter(stored)
+        results: list[Accepted | ClassOutcome] = []
+        for offset, (item, check) in enumerate(zip(items, checked, strict=True)):
+            outcome = check if isinstance(check, Rejection) else next(stored_iter)
+            index = first_stream_index + offset
+            if isinstance(outcome, Rejection):
+                results.append(
+                    ClassOutcome(
+                        stream_index=index,
+                        request_index=offset,
+                        status=SyncStatus.INVALID,
+                        name=item.name,
+                        full_name=item.full_name,
+                        error_code=outcome.code.value,
+                        error_message=outcome.message,
+                    )
+                )
+            else:
+                results.append(
+                    Accepted(
+                        stream_index=index,
+                        request_index=offset,
+                        class_id=outcome.class_id,
+                        generation=outcome.generation,
+                        name=item.name,
+                        full_name=item.full_name,
+                    )
+                )
+        if stored:
+            self._wake_engine()
+        return results
+
+    def _store(self, valid: list) -> list[StoredClass | Rejection]:  # type: ignore[type-arg]
+        for attempt in range(1, _STORE_ATTEMPTS + 1):
+            try:
+                with self._uow_factory() as uow:
+                    now = datetime.now(UTC).replace(tzinfo=None)
+                    stored = uow.classes.save_batch(valid, self._realm_id, now)
+                    uow.commit()
+                    return stored
+            except (IntegrityError, OperationalError) as error:
+                # Unique-index race with a concurrent stream, or a deadlock/serialisation retry.
+                if attempt == _STORE_ATTEMPTS:
+                    raise
+                log.info("ingest_retried", attempt=attempt, error=type(error).__name__)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def settle(
+        self,
+        accepted: Sequence[Accepted],
+        *,
+        timeout: float,
+        is_active: Callable[[], bool] = lambda: True,
+    ) -> list[ClassOutcome]:
+        """Wait (at most ``timeout`` s) until QBO has the Classes, and report each one.
+
+        Jobs synced by this process are reported the moment they settle; the database is polled
+        for jobs another replica holds. Whatever is unfinished at the deadline is PENDING: it is
+        stored and will still sync.
+        """
+        wanted = {a.class_id for a in accepted}
+        states: dict[str, JobState] = {}
+        ticket = self._board.subscribe(wanted)
+        try:
+            deadline = time.monotonic() + timeout
+            next_poll = 0.0
+            while wanted and is_active():
+                now = time.monotonic()
+                if now >= next_poll:
+                    polled = self._poll(wanted)
+                    states.update(polled)
+                    wanted -= {cid for cid, s in polled.items() if _settled(s)}
+                    next_poll = now + _POLL_OTHER_REPLICAS_S
+                remaining = deadline - time.monotonic()
+                if not wanted or remaining <= 0:
+                    break
+                arrived = self._board.take(ticket, min(remaining, _POLL_OTHER_REPLICAS_S))
+                states.update(arrived)
+                wanted -= set(arrived)
+            if wanted:
+                states.update(self._poll(wanted))
+        finally:
+            self._board.unsubscribe(ticket)
+        return [_outcome(a, states.get(a.class_id)) for a in accepted]
+
+    def _poll(self, class_ids: set[str]) -> dict[str, JobState]:
+        with self._uow_factory() as uow:
+            return uow.jobs.states(sorted(class_ids))
+
+
+def _settled(state: JobState) -> bool:
+    return state.status in (SyncStatus.SYNCED.value, SyncStatus.FAILED.value)
+
+
+def _outcome(accepted: Accepted, state: JobState | None) -> ClassOutcome:
+    if state is None:
+        status, code, message, qb_id, token = SyncStatus.PENDING, "", "", "", ""
+    else:
+        status = SyncStatus(state.status) if _settled(state) else SyncStatus.PENDING
+        code = state.error_code or ""
+        message = state.error_message or ""
+        qb_id = state.qb_id or ""
+        token = str(state.version_token) if state.qb_id else ""
+        if status is SyncStatus.SYNCED:
+            code = message = ""
+        elif status is SyncStatus.PENDING and not code:
+            code = ErrorCode.TIMED_OUT.value
+            message = "not synced to QBO yet; it is stored and will sync"
+    return ClassOutcome(
+        stream_index=accepted.stream_index,
+        request_index=accepted.request_index,
+        status=status,
+        name=accepted.name,
+        full_name=accepted.full_name,
+        id=accepted.class_id,
+        qb_id=qb_id,
+        sync_token=token,
+        error_code=code,
+        error_message=message,
+    )
