@@ -109,11 +109,24 @@ class _TimeoutAdapter(HTTPAdapter):
         super().__init__(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self._timeout = timeout
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
         """Send with our timeout unless the caller gave one."""
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._timeout
-        return super().send(request, **kwargs)
+        return super().send(
+            request,
+            stream=stream,
+            timeout=self._timeout if timeout is None else timeout,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
+        )
 
 
 def resolve_api_base_url(environment: str, api_base_url: str | None) -> str:
@@ -335,9 +348,7 @@ class QuickbooksGateway:
             f"select * from Class where {where}",  # noqa: S608
             f"select * from Class where {where} AND Active = false",  # noqa: S608
         ):
-            found = self._call(
-                realm_id, "query", lambda qb, s=select: Class.query(s, qb=qb), sent=False
-            )
+            found = self._query(realm_id, select)
             if found:
                 return _to_qbo_class(found[0])
         return None
@@ -395,6 +406,12 @@ class QuickbooksGateway:
         return results
 
     # -- plumbing -----------------------------------------------------------------------------
+
+    def _query(self, realm_id: str, select: str) -> list[Any]:
+        def run(qb: QuickBooks) -> list[Any]:
+            return list(Class.query(select, qb=qb))
+
+        return self._call(realm_id, "query", run, sent=False)
 
     def _client(self, realm_id: str, access_token: str) -> QuickBooks:
         with self._clients_lock:
