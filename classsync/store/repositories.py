@@ -365,7 +365,7 @@ class JobQueue:
             generations.update(
                 self._session.execute(
                     select(SyncJob.class_id, SyncJob.generation).where(SyncJob.class_id.in_(chunk))
-                ).tuples()
+                ).all()
             )
         return generations
 
@@ -384,8 +384,10 @@ class JobQueue:
         worker died). PostgreSQL and MariaDB skip rows other replicas hold (FOR UPDATE SKIP LOCKED);
         SQLite serialises writers, so it is single-process only.
         """
+        # Timestamps are stored with millisecond precision (Prisma's TIMESTAMP(3)) and may round up.
+        due_by = now + timedelta(milliseconds=1)
         due = or_(
-            and_(SyncJob.status == SyncStatus.PENDING.value, SyncJob.next_attempt_at <= now),
+            and_(SyncJob.status == SyncStatus.PENDING.value, SyncJob.next_attempt_at <= due_by),
             and_(SyncJob.status == IN_PROGRESS, SyncJob.lease_expires_at < now),
         )
         query = select(SyncJob).where(due)
@@ -573,7 +575,7 @@ class JobQueue:
         return dict(
             self._session.execute(
                 select(SyncJob.status, func.count()).group_by(SyncJob.status)
-            ).tuples()
+            ).all()
         )
 
     def oldest_pending(self) -> datetime | None:

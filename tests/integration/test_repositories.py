@@ -1,0 +1,200 @@
+"""Repositories on real databases: identity upserts, ancestors, leased claiming, generations."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, text
+
+from classsync.domain import ClassInput, ErrorCode, QboClass, Rejection, ValidClass, validate
+from classsync.store.database import make_engine, make_session_factory
+from classsync.store.models import QBClass, SyncJob
+from classsync.store.repositories import StoredClass
+from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
+
+pytestmark = pytest.mark.integration
+
+LEASE = timedelta(seconds=30)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _valid(name: str, full_name: str = "", **fields: object) -> ValidClass:
+    result = validate(
+        ClassInput(name=name, full_name=full_name, is_sub_class=bool(full_name and full_name != name), **fields)  # type: ignore[arg-type]
+    )
+    assert isinstance(result, ValidClass)
+    return result
+
+
+def _factory(url: str):  # type: ignore[no-untyped-def]
+    engine = make_engine(url)
+    return engine, make_session_factory(engine)
+
+
+def _save(sf, items, realm="realm-1"):  # type: ignore[no-untyped-def]
+    with SqlAlchemyUnitOfWork(sf) as uow:
+        out = uow.classes.save_batch(items, realm, _now())
+        uow.commit()
+        return out
+
+
+def _qbo(qb_id: str, token: str = "0") -> QboClass:
+    return QboClass(id=qb_id, sync_token=token, name="n", fully_qualified_name="n", active=True)
+
+
+@pytest.fixture(params=["postgresql", "mysql", "sqlite"])
+def any_database_url(request: pytest.FixtureRequest) -> str:
+    name = {"postgresql": "database_url", "mysql": "mysql_database_url", "sqlite": "sqlite_database_url"}
+    return str(request.getfixturevalue(name[request.param]))
+
+
+class TestSaveBatch:
+    def test_same_full_name_in_either_form_is_one_row(self, any_database_url: str) -> None:
+        engine, sf = _factory(any_database_url)
+        first = _save(sf, [_valid("B", "A:B")])
+        second = _save(sf, [_valid("B", "A / B")])
+        assert isinstance(first[0], StoredClass)
+        assert isinstance(second[0], StoredClass)
+        assert first[0].class_id == second[0].class_id
+        assert second[0].generation == first[0].generation + 1
+        with sf() as session:
+            keys = sorted(session.scalars(select(QBClass.full_name_key)))
+            assert keys == ["A", "A:B"]  # the ancestor was created once, as a placeholder
+            assert session.scalar(select(QBClass.full_name).where(QBClass.full_name_key == "A:B")) == "A / B"
+        engine.dispose()
+
+    def test_unknown_qb_id_is_refused_and_nothing_is_written_for_it(self, database_url: str) -> None:
+        engine, sf = _factory(database_url)
+        [result] = _save(sf, [_valid("Ghost", qb_id="123")])
+        assert isinstance(result, Rejection)
+        assert result.code is ErrorCode.UNKNOWN_QB_ID
+        with sf() as session:
+            assert session.scalars(select(QBClass)).all() == []
+        engine.dispose()
+
+    def test_ids_and_timestamps_are_set_by_us_like_prisma_would(self, database_url: str) -> None:
+        engine, sf = _factory(database_url)
+        [stored] = _save(sf, [_valid("Sales")])
+        with sf() as session:
+            row = session.get(QBClass, stored.class_id)  # type: ignore[union-attr]
+            assert row is not None
+            assert row.updated_at is not None
+            assert row.created_at is not None
+            assert row.qb_id is None  # never "" (the Node unique-index trap)
+        engine.dispose()
+
+
+class TestClaiming:
+    def test_parents_are_claimed_before_children(self, database_url: str) -> None:
+        engine, sf = _factory(database_url)
+        _save(sf, [_valid("C", "A:B:C")])
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            jobs = uow.jobs.claim(owner="w", limit=10, lease=LEASE, now=_now())
+            uow.commit()
+        assert [j.snapshot.key for j in jobs] == ["A", "A:B", "A:B:C"]
+        engine.dispose()
+
+    def test_concurrent_workers_never_claim_the_same_job(self, database_url: str) -> None:
+        engine, sf = _factory(database_url)
+        _save(sf, [_valid(f"Class {i}") for i in range(200)])
+        claimed: dict[str, list[str]] = {}
+        lock = threading.Lock()
+
+        def worker(name: str) -> None:
+            while True:
+                with SqlAlchemyUnitOfWork(sf) as uow:
+                    jobs = uow.jobs.claim(owner=name, limit=7, lease=LEASE, now=_now())
+                    uow.commit()
+                if not jobs:
+                    return
+                with lock:
+                    claimed.setdefault(name, []).extend(j.class_id for j in jobs)
+
+        threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        every = [cid for ids in claimed.values() for cid in ids]
+        assert len(every) == 200
+        assert len(set(every)) == 200
+        assert len(claimed) > 1
+        engine.dispose()
+
+    def test_an_expired_lease_is_reclaimed_as_outcome_unknown(self, database_url: str) -> None:
+        engine, sf = _factory(database_url)
+        _save(sf, [_valid("Orphaned")])
+        now = _now()
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            [job] = uow.jobs.claim(owner="dead", limit=1, lease=timedelta(seconds=1), now=now)
+            uow.commit()
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            assert uow.jobs.claim(owner="live", limit=1, lease=LEASE, now=now) == []
+            [again] = uow.jobs.claim(owner="live", limit=1, lease=LEASE, now=now + timedelta(seconds=2))
+            uow.commit()
+        assert again.class_id == job.class_id
+        assert again.outcome_unknown is True
+        # The dead worker's late answer must not finish a job it no longer owns.
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            assert uow.jobs.record_synced(job, "dead", _qbo("77"), _now()) is False
+            uow.commit()
+        engine.dispose()
+
+    def test_a_change_during_sync_requeues_the_job(self, database_url: str) -> None:
+        engine, sf = _factory(database_url)
+        _save(sf, [_valid("Moving")])
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            [job] = uow.jobs.claim(owner="w", limit=1, lease=LEASE, now=_now())
+            uow.commit()
+        [newer] = _save(sf, [_valid("Moving", is_active=False)])
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            # The in-progress job was not handed to anyone else meanwhile.
+            assert uow.jobs.claim(owner="other", limit=1, lease=LEASE, now=_now()) == []
+            assert uow.jobs.record_synced(job, "w", _qbo("5", "0"), _now()) is True
+            uow.commit()
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            state = uow.jobs.states([job.class_id])[job.class_id]
+            assert state.status == "PENDING"
+            assert state.generation == newer.generation  # type: ignore[union-attr]
+            [next_job] = uow.jobs.claim(owner="w", limit=1, lease=LEASE, now=_now() + timedelta(seconds=1))
+            assert next_job.snapshot.qb_id == "5"
+            assert next_job.snapshot.is_active is False
+        engine.dispose()
+
+
+def test_legacy_empty_qb_id_rows_do_not_block_new_classes(empty_database_url: str) -> None:
+    """A Node database may hold qbId = '' (unique!): after migrating, new Classes still insert."""
+    from classsync.store.migrate import upgrade
+
+    engine, sf = _factory(empty_database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                'CREATE TABLE "QBClass" ("id" UUID NOT NULL, "qbId" TEXT, "name" TEXT NOT NULL, '
+                '"fullName" TEXT, "isSubClass" BOOLEAN NOT NULL DEFAULT false, "isActive" BOOLEAN '
+                'NOT NULL DEFAULT true, "domainSource" TEXT, "versionToken" INTEGER NOT NULL DEFAULT 0, '
+                '"isSparse" BOOLEAN NOT NULL DEFAULT false, "createdAt" TIMESTAMP(3) NOT NULL DEFAULT '
+                'CURRENT_TIMESTAMP, "updatedAt" TIMESTAMP(3) NOT NULL, CONSTRAINT "QBClass_pkey" PRIMARY KEY ("id"))'
+            )
+        )
+        connection.execute(text('CREATE UNIQUE INDEX "QBClass_qbId_key" ON "QBClass"("qbId")'))
+        connection.execute(
+            text(
+                'INSERT INTO "QBClass" ("id","qbId","name","fullName","updatedAt") VALUES '
+                "('6b1c0e1e-0000-4000-8000-000000000001','','Company','Company',now())"
+            )
+        )
+    upgrade(empty_database_url)
+    results = _save(sf, [_valid("Company"), _valid("Other")])
+    assert all(isinstance(r, StoredClass) for r in results)
+    with sf() as session:
+        rows = {r.name: r for r in session.scalars(select(QBClass))}
+        assert rows["Company"].id == "6b1c0e1e-0000-4000-8000-000000000001"  # adopted, not duplicated
+        assert rows["Company"].qb_id is None
+        assert len(session.scalars(select(SyncJob)).all()) == 2
+    engine.dispose()
