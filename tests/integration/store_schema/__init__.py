@@ -1,0 +1,1 @@
+"""Schema tests: migrations, Node adoption, schema.prisma parity, drift check, URLs."""
