@@ -218,7 +218,7 @@ class TestQboDown:
     def test_outage_answers_pending_then_syncs_when_qbo_returns(self, service_factory: Any, fresh_sandbox: Any) -> None:
         realm = fresh_sandbox.admin.create_realm()
         svc = service_factory(sandbox_=fresh_sandbox, realm_=realm, response_wait_seconds=1.5)
-        fresh_sandbox.admin.set_faults(outage=True)
+        fresh_sandbox.admin.set_faults(outage_seconds=60)
         [reply] = svc.send([klass("Offline")])
         assert reply.message == FAILURE_MESSAGE
         assert reply.results[0].status == "PENDING"
