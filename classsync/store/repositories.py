@@ -438,13 +438,17 @@ class JobQueue:
         return job
 
     def record_synced(self, claimed: ClaimedJob, owner: str, qbo: QboClass, now: datetime) -> bool:
-        """Store QBO's Id and SyncToken; finish the job unless the Class changed meanwhile."""
-        job = self._owned(claimed.class_id, owner)
-        row = self._session.get(QBClass, claimed.class_id)
+        """Store QBO's Id and SyncToken; finish the job unless the Class changed meanwhile.
+
+        Locks the QBClass row before the job row, the order ingest uses, so the two never deadlock.
+        The link is stored even when our lease was lost: QBO holds the class either way.
+        """
+        row = self._session.get(QBClass, claimed.class_id, with_for_update=True)
         if row is not None:
             row.qb_id = qbo.id
             row.version_token = _sync_token_int(qbo.sync_token)
             row.updated_at = now
+        job = self._owned(claimed.class_id, owner)
         if job is None:
             return False
         job.outcome_unknown = False

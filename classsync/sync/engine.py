@@ -151,10 +151,17 @@ class SyncEngine:
                 self._wake.clear()
                 continue
             self._wake.set()  # there may be more: let an idle sibling look too
-            if len(jobs) > 1:
-                self._process_batch(jobs)
-            else:
-                self._process(jobs[0])
+            try:
+                if len(jobs) > 1:
+                    self._process_batch(jobs)
+                else:
+                    self._process(jobs[0])
+            except Exception:
+                # Recording an outcome failed (database gone, deadlock victim...). The leases
+                # expire and the jobs are reclaimed as "outcome unknown": nothing is lost, and
+                # the thread must live on.
+                log.exception("sync_jobs_unrecorded", jobs=len(jobs))
+                self._stopping.wait(self._poll_seconds)
 
     def _claim(self) -> list[ClaimedJob]:
         with self._uow_factory() as uow:
