@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from classsync.store import models
 from classsync.store.database import make_engine
 from classsync.store.migrate import VERSION_TABLE
 
 config = context.config
+_LOCK_NAME = "classsync_migrations"
+_LOCK_KEY = 0x636C_6173_7379_6E63  # "classync" in ASCII: an arbitrary, fixed advisory-lock key
 target_metadata = models.Base.metadata
 
 
@@ -28,13 +28,7 @@ def _url() -> str:
     return str(url)
 
 
-def _include_name(
-    name: str | None,
-    type_: Literal[
-        "schema", "table", "column", "index", "unique_constraint", "foreign_key_constraint"
-    ],
-    _parent_names: Any,
-) -> bool:
+def _include_name(name: str | None, type_: str, _parent_names: object) -> bool:
     # A Node database may hold other tables (and a "SyncStatus" enum): they are not ours, so
     # autogenerate/check must neither propose dropping them nor call them drift.
     if type_ == "table":
@@ -67,20 +61,38 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _run_serialised(connection: Connection) -> None:
+    # Several service processes may start (and migrate) at once: only one may run the revisions,
+    # the others wait and then find the database at head. PostgreSQL: a transaction-scoped
+    # advisory lock taken before Alembic reads the version table. MySQL: a named session lock.
+    # SQLite: make_engine starts every transaction with BEGIN IMMEDIATE, which already serialises.
+    _configure(connection)
+    dialect = connection.dialect.name
+    if dialect == "mysql":
+        connection.execute(text("SELECT GET_LOCK(:name, 600)"), {"name": _LOCK_NAME})
+        # End the implicit transaction, or Alembic would run inside it and never commit.
+        connection.commit()
+    try:
+        with context.begin_transaction():
+            if dialect == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+            context.run_migrations()
+    finally:
+        if dialect == "mysql":
+            connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _LOCK_NAME})
+            connection.commit()
+
+
 def run_migrations_online() -> None:
     """Run the revisions on a live connection (given by the caller, or opened here)."""
     connection = config.attributes.get("connection")
     if connection is not None:
-        _configure(connection)
-        with context.begin_transaction():
-            context.run_migrations()
+        _run_serialised(connection)
         return
     engine = make_engine(_url(), pool_size=1)
     try:
         with engine.connect() as conn:
-            _configure(conn)
-            with context.begin_transaction():
-                context.run_migrations()
+            _run_serialised(conn)
     finally:
         engine.dispose()
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,32 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.migrate import check, current, downgrade, head, upgrade
 from classsync.store.models import QBClass, QboRealm, SyncJob, utcnow
-from tests.fixtures.database import fresh_mysql_database
 
 pytestmark = pytest.mark.integration
-
-_DIALECTS = ["postgresql", pytest.param("mysql", marks=pytest.mark.mysql), "sqlite"]
-
-
-@pytest.fixture(params=_DIALECTS)
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh empty database of each kind."""
-    if request.param == "postgresql":
-        yield request.getfixturevalue("empty_database_url")
-    elif request.param == "mysql":
-        with fresh_mysql_database(request.getfixturevalue("mysql_server_url")) as url:
-            yield url
-    else:
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-
-
-@pytest.fixture(params=_DIALECTS)
-def migrated_url(request: pytest.FixtureRequest) -> str:
-    """A fresh migrated database of each kind, from the shared fixtures."""
-    name = {"postgresql": "database_url", "mysql": "mysql_database_url"}.get(
-        request.param, "sqlite_database_url"
-    )
-    return str(request.getfixturevalue(name))
 
 
 def _tables(url: str) -> set[str]:
