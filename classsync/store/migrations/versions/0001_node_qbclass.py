@@ -5,6 +5,7 @@ tables and a Postgres enum "SyncStatus". This revision then changes nothing: it 
 classsync now manages the database. On an empty database it creates the table with Prisma's DDL
 (same types, defaults and constraint/index names), so both kinds of database end up identical.
 
+Offline SQL (`alembic upgrade --sql`) always creates the table: it is meant for empty databases.
 Downgrade drops "QBClass" only when it is empty: data the Node service wrote is never destroyed
 by a schema tool.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 from sqlalchemy.dialects import mysql, postgresql
 
 revision: str = "0001_node_qbclass"
@@ -50,7 +51,9 @@ def _now() -> sa.TextClause:
 
 def upgrade() -> None:
     """Create "QBClass" like Prisma unless the Node service already did."""
-    if sa.inspect(op.get_bind()).has_table("QBClass"):
+    # Offline (`alembic upgrade --sql`) there is nothing to inspect: the script is for an
+    # empty database.
+    if not context.is_offline_mode() and sa.inspect(op.get_bind()).has_table("QBClass"):
         return
     op.create_table(
         "QBClass",
@@ -74,9 +77,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop "QBClass" if it holds no rows; otherwise leave the Node data in place."""
-    bind = op.get_bind()
-    qbclass = sa.table("QBClass", sa.column("id"))
-    if bind.execute(sa.select(sa.func.count()).select_from(qbclass)).scalar_one():
-        return
+    if not context.is_offline_mode():
+        qbclass = sa.table("QBClass", sa.column("id"))
+        count = sa.select(sa.func.count()).select_from(qbclass)
+        if op.get_bind().execute(count).scalar_one():
+            return
     op.drop_index("QBClass_qbId_key", table_name="QBClass")
     op.drop_table("QBClass")

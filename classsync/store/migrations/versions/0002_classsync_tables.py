@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 from sqlalchemy.dialects import mysql, postgresql
 
 from classsync.domain import join_path, split_full_name
@@ -104,10 +104,9 @@ def upgrade() -> None:
     qbclass = sa.table("QBClass", sa.column("qbId"))
     op.execute(qbclass.update().where(qbclass.c.qbId == "").values(qbId=None))
 
-    op.add_column(
-        "QBClass", sa.Column("fullNameKey", _text(_FULL_NAME_KEY_LENGTH), nullable=True)
-    )
-    _backfill_full_name_keys()
+    op.add_column("QBClass", sa.Column("fullNameKey", _text(_FULL_NAME_KEY_LENGTH), nullable=True))
+    if not context.is_offline_mode():  # offline SQL is for empty databases: nothing to fill
+        _backfill_full_name_keys()
     op.create_index("QBClass_fullNameKey_key", "QBClass", ["fullNameKey"], unique=True)
 
     op.create_table(
