@@ -366,6 +366,11 @@ class SyncEngine:
                 now=now,
             )
             uow.commit()
+        if wait.total_seconds() < self._poll_seconds:
+            # Due again before the next poll (a child waiting for its parent): look again then.
+            timer = threading.Timer(wait.total_seconds(), self._wake.set)
+            timer.daemon = True
+            timer.start()
 
     def _handle_error(self, job: ClaimedJob, error: QboError) -> None:
         try:
