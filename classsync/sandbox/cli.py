@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
             flag = "--" + option.name.replace("_", "-")
             default = option.default
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            shown = "(none)" if shown in ("", ()) else shown
             help_text = (
                 f"{option.metadata['help']} [default: {shown!s}; env {env_name(option.name)}]"
             )

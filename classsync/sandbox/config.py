@@ -11,7 +11,7 @@ SERVER, OAUTH, RULES, LIMITS, FAULTS = "server", "oauth", "rules", "limits", "fa
 GROUP_TITLES = {
     SERVER: "server",
     OAUTH: "OAuth 2.0 (development app, realm and token lifetimes)",
-    RULES: "QBO rules (UNCONFIRMED behaviours are options; see shared/qbo-reference.md §9)",
+    RULES: "QBO rules (where QBO's behaviour is undocumented, the strict choice is the default)",
     LIMITS: "limits (QBO's published values; 0 turns one off)",
     FAULTS: "faults on demand (also settable at runtime: PUT /_sandbox/faults)",
 }
@@ -143,7 +143,9 @@ class SandboxConfig:
     )
     latency_jitter_ms: float = _opt(0.0, "spread of the latency (uniform: +-, normal: sd)", FAULTS)
     error_rate: float = _opt(0.0, "fraction of API requests answered with a 5xx", FAULTS)
-    error_statuses: tuple[int, ...] = _opt((500, 503), "statuses used for injected errors", FAULTS)
+    error_statuses: tuple[int, ...] = _opt(
+        (500, 503), "statuses used for injected errors, comma-separated", FAULTS
+    )
     error_body: str = _opt(
         "html", "body of injected 5xx answers", FAULTS, ("html", "json", "text", "empty")
     )
@@ -160,7 +162,9 @@ class SandboxConfig:
     fault_target: str = _opt(
         "all", "which API requests faults hit", FAULTS, ("all", "writes", "reads")
     )
-    fault_realms: tuple[str, ...] = _opt((), "realms faults apply to (empty: all)", FAULTS)
+    fault_realms: tuple[str, ...] = _opt(
+        (), "realms faults apply to, comma-separated (empty: all)", FAULTS
+    )
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
         """Plain JSON-able dict; secrets masked unless ``redact`` is False."""

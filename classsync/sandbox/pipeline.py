@@ -37,6 +37,7 @@ class Call:
 
 
 Endpoint = Callable[[Call], Awaitable[web.Response]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class DroppedError(Exception):
@@ -133,10 +134,10 @@ def _bearer(request: web.Request) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def api(name: str, *, write: bool, batch: bool = False) -> Callable[[Endpoint], web.Handler]:
+def api(name: str, *, write: bool, batch: bool = False) -> Callable[[Endpoint], Handler]:
     """Wrap a Class-API endpoint in the checks and faults QBO (or this sandbox) applies."""
 
-    def decorate(endpoint: Endpoint) -> web.Handler:
+    def decorate(endpoint: Endpoint) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
             state = request.app[STATE]
             realm_id = request.match_info["realm_id"]

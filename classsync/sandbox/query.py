@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,14 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _OPS = {"=", "!=", "<>", "<", ">", "<=", ">=", "LIKE", "IN"}
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+    "<=": operator.le,
+    ">=": operator.ge,
+}
 _FIELDS = {
     "id": "Id",
     "name": "Name",
@@ -223,6 +233,14 @@ def _wanted(name: str, value: Any) -> Any:
     return str(value).casefold()  # QBO matches names without regard to case
 
 
+def _sort_key(realm: Realm, name: str) -> Callable[[ClassRecord], Any]:
+    def key(record: ClassRecord) -> Any:
+        value = _actual(realm, record, name)
+        return -1 if value is None else value  # top-level classes sort before sub-classes
+
+    return key
+
+
 def _matches(realm: Realm, record: ClassRecord, condition: Condition) -> bool:
     actual = _actual(realm, record, condition.field)
     if actual is None:
@@ -234,15 +252,7 @@ def _matches(realm: Realm, record: ClassRecord, condition: Condition) -> bool:
     if condition.op == "IN":
         return actual in wanted
     target = wanted[0]
-    comparisons = {
-        "=": actual == target,
-        "!=": actual != target,
-        "<": actual < target,
-        ">": actual > target,
-        "<=": actual <= target,
-        ">=": actual >= target,
-    }
-    return comparisons[condition.op]
+    return bool(_COMPARE[condition.op](actual, target))
 
 
 def run(realm: Realm, query: Query, *, active_only_default: bool) -> dict[str, Any]:
@@ -263,7 +273,7 @@ def run(realm: Realm, query: Query, *, active_only_default: bool) -> dict[str, A
     if query.count:
         return {"totalCount": len(rows)}
     for name, descending in reversed(query.order or [("Id", False)]):
-        rows.sort(key=lambda record, n=name: _actual(realm, record, n) or 0, reverse=descending)
+        rows.sort(key=_sort_key(realm, name), reverse=descending)
     page = rows[query.start - 1 : query.start - 1 + query.max_results]
     if not page:
         return {}  # QBO leaves out the entity key when nothing matches (§1.7)
