@@ -64,8 +64,14 @@ def _maybe_start_sandbox(settings: Settings, log: Any) -> Any:
             return None
     from classsync.sandbox import SandboxConfig, start_in_thread
 
+    # A state file keeps the emulator's classes across restarts, like the local database does;
+    # without it, Ids stored locally would point at classes the emulator forgot (610).
     running = start_in_thread(
-        SandboxConfig(host=parts.hostname or "127.0.0.1", port=parts.port or 8765)
+        SandboxConfig(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 8765,
+            state_file="sandbox-state.json",
+        )
     )
     log.info("sandbox_started", url=running.base_url)
     return running

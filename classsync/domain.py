@@ -53,6 +53,8 @@ class ErrorCode(enum.StrEnum):
 
 # Limits on free-text fields we store; generous, but bounded so one caller cannot bloat a row.
 MAX_FIELD_LENGTH = 1000
+# QBO Ids are short decimal strings ("5000000000000007280"); the column is VARCHAR(191) on MySQL.
+MAX_QB_ID_LENGTH = 100
 
 
 def split_full_name(full_name: str) -> tuple[str, ...]:
@@ -164,15 +166,15 @@ def validate(item: ClassInput) -> ValidClass | Rejection:
             ErrorCode.NEGATIVE_VERSION_TOKEN,
             f"version_token is {item.version_token}; it cannot be negative",
         )
-    for label, value in (
-        ("qb_id", item.qb_id),
-        ("full_name", item.full_name),
-        ("domain_source", item.domain_source),
+    for label, value, limit in (
+        ("qb_id", item.qb_id, MAX_QB_ID_LENGTH),
+        ("full_name", item.full_name, MAX_FIELD_LENGTH),
+        ("domain_source", item.domain_source, MAX_FIELD_LENGTH),
     ):
-        if len(value) > MAX_FIELD_LENGTH:
+        if len(value) > limit:
             return Rejection(
                 ErrorCode.FIELD_TOO_LONG,
-                f"{label} has {len(value)} characters; at most {MAX_FIELD_LENGTH} are accepted",
+                f"{label} has {len(value)} characters; at most {limit} are accepted",
             )
 
     path = split_full_name(item.full_name) if item.full_name.strip() else (name,)

@@ -73,7 +73,8 @@ class TestValidate:
             ),
             ({"name": "F", "full_name": "A:B:C:D:E:F", "is_sub_class": True}, ErrorCode.TOO_DEEP),
             ({"version_token": -1}, ErrorCode.NEGATIVE_VERSION_TOKEN),
-            ({"qb_id": "9" * 1001}, ErrorCode.FIELD_TOO_LONG),
+            ({"qb_id": "9" * 101}, ErrorCode.FIELD_TOO_LONG),
+            ({"domain_source": "d" * 1001}, ErrorCode.FIELD_TOO_LONG),
         ],
     )
     def test_bad_input_gets_a_specific_reason(self, fields: dict, code: ErrorCode) -> None:
