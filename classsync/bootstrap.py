@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -17,15 +18,21 @@ from classsync.qbo.gateway import QuickbooksGateway
 from classsync.qbo.tokens import TokenManager, make_auth_client_factory
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.migrate import upgrade
+from classsync.store.replicas import ReplicaRegistry
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
 from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
 from classsync.sync.backoff import RetryPolicy
 from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
+from classsync.sync.replicas import ReplicaHeartbeat
 from classsync.sync.service import IngestService
 from classsync.sync.settled import SettledBoard
 
 log = structlog.get_logger(__name__)
+
+# Replicas announce themselves this often; one silent for the TTL no longer holds a share of QBO.
+_HEARTBEAT_INTERVAL_S = 5.0
+_HEARTBEAT_TTL_S = 15.0
 
 
 def allow_plain_http_if_loopback(settings: Settings) -> None:
@@ -98,6 +105,7 @@ class App:
     engine: SyncEngine
     ingest: IngestService
     server: BuiltServer
+    heartbeat: ReplicaHeartbeat
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -108,6 +116,7 @@ class App:
     def start(self) -> None:
         """Start syncing (unless disabled) and serving."""
         if self.settings.sync_enabled:
+            self.heartbeat.start()
             self.engine.start()
         self.server.server.start()
         log.info("server_started", address=self.settings.grpc_address, port=self.port)
@@ -118,6 +127,8 @@ class App:
         self.server.set_serving(False)
         stopped = self.server.server.stop(grace)
         self.engine.stop(timeout=grace)
+        if self.settings.sync_enabled:
+            self.heartbeat.stop()
         stopped.wait(grace + 1)
         self.storage.engine.dispose()
         log.info("server_stopped")
@@ -174,4 +185,11 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         tls_cert_file=settings.grpc_tls_cert_file,
         tls_key_file=settings.grpc_tls_key_file,
     )
-    return App(settings, storage, engine, ingest, server)
+    heartbeat = ReplicaHeartbeat(
+        ReplicaRegistry(storage.session_factory, ttl=timedelta(seconds=_HEARTBEAT_TTL_S)),
+        limiter,
+        engine.owner,
+        interval=_HEARTBEAT_INTERVAL_S,
+        clock=lambda: datetime.now(UTC).replace(tzinfo=None),
+    )
+    return App(settings, storage, engine, ingest, server, heartbeat)

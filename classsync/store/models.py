@@ -192,4 +192,25 @@ class QboRealm(Base):
         return f"QboRealm(realm_id={self.realm_id!r}, status={self.status!r})"
 
 
-__all__ = ["NAMING_CONVENTION", "Base", "QBClass", "QboRealm", "SyncJob", "new_id", "utcnow"]
+class Replica(Base):
+    """A running `classsync serve` process; live ones share each realm's QBO budget."""
+
+    __tablename__ = "ClasssyncReplica"
+
+    replica_id: Mapped[str] = mapped_column("replicaId", _text(191), primary_key=True)
+    heartbeat_at: Mapped[datetime] = mapped_column("heartbeatAt", _timestamp())
+    started_at: Mapped[datetime] = mapped_column(
+        "startedAt", _timestamp(), default=utcnow, server_default=_CURRENT_TIMESTAMP
+    )
+
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Base",
+    "QBClass",
+    "QboRealm",
+    "Replica",
+    "SyncJob",
+    "new_id",
+    "utcnow",
+]

@@ -15,7 +15,9 @@ from contextlib import contextmanager
 
 class _RealmGate:
     def __init__(self, max_in_flight: int, per_minute: int, clock: Callable[[], float]) -> None:
-        self.slots = threading.BoundedSemaphore(max_in_flight)
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self.slot_freed = threading.Condition()
         self.per_minute = per_minute
         self.interval = 60.0 / per_minute
         self.window: deque[float] = deque()
@@ -23,6 +25,26 @@ class _RealmGate:
         self.paused_until = 0.0
         self.lock = threading.Lock()
         self.clock = clock
+
+    def resize(self, max_in_flight: int, per_minute: int) -> None:
+        """Apply this process's share of the realm's limits (other replicas hold the rest)."""
+        with self.slot_freed:
+            self.max_in_flight = max_in_flight
+            self.slot_freed.notify_all()
+        with self.lock:
+            self.per_minute = per_minute
+            self.interval = 60.0 / per_minute
+
+    def acquire_slot(self) -> None:
+        with self.slot_freed:
+            while self.in_flight >= self.max_in_flight:
+                self.slot_freed.wait()
+            self.in_flight += 1
+
+    def release_slot(self) -> None:
+        with self.slot_freed:
+            self.in_flight -= 1
+            self.slot_freed.notify()
 
     def reserve(self) -> float:
         """Book the next start time; returns how long the caller must wait for it."""
@@ -33,6 +55,8 @@ class _RealmGate:
             start = max(now, self.next_start, self.paused_until)
             if len(self.window) >= self.per_minute:
                 start = max(start, self.window[-self.per_minute] + 60.0)
+            while len(self.window) > self.per_minute:  # after a resize to a smaller share
+                self.window.popleft()
             self.window.append(start)
             self.next_start = start + self.interval
             return start - now
@@ -51,6 +75,7 @@ class RateLimiter:
     ) -> None:
         self._max_in_flight = max_in_flight
         self._per_minute = per_minute
+        self._replicas = 1
         self._clock = clock
         self._sleep = sleep
         self._gates: dict[str, _RealmGate] = {}
@@ -60,15 +85,40 @@ class RateLimiter:
         with self._lock:
             gate = self._gates.get(realm_id)
             if gate is None:
-                gate = _RealmGate(self._max_in_flight, self._per_minute, self._clock)
+                in_flight, per_minute = self._share()
+                gate = _RealmGate(in_flight, per_minute, self._clock)
                 self._gates[realm_id] = gate
             return gate
+
+    def _share(self) -> tuple[int, int]:
+        return (
+            max(1, self._max_in_flight // self._replicas),
+            max(1, self._per_minute // self._replicas),
+        )
+
+    def set_replicas(self, count: int) -> None:
+        """``count`` live processes share each realm's QBO limits: take 1/count of them.
+
+        QBO counts per realm across every client (qbo-reference.md §4), so N replicas each
+        pacing at the full rate would together exceed it.
+        """
+        with self._lock:
+            self._replicas = max(1, count)
+            in_flight, per_minute = self._share()
+            gates = list(self._gates.values())
+        for gate in gates:
+            gate.resize(in_flight, per_minute)
+
+    @property
+    def replicas(self) -> int:
+        """How many processes this one currently shares the limits with (itself included)."""
+        return self._replicas
 
     @contextmanager
     def call(self, realm_id: str) -> Iterator[None]:
         """Hold one QBO request slot for ``realm_id`` for the duration of the block."""
         gate = self._gate(realm_id)
-        gate.slots.acquire()
+        gate.acquire_slot()
         try:
             wait = gate.reserve()
             while wait > 0:
@@ -77,7 +127,7 @@ class RateLimiter:
                 wait = max(0.0, gate.paused_until - self._clock())
             yield
         finally:
-            gate.slots.release()
+            gate.release_slot()
 
     def pause(self, realm_id: str, seconds: float) -> None:
         """Stop starting calls for ``realm_id`` for ``seconds`` (after a 429 or 503)."""

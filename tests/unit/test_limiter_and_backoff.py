@@ -116,3 +116,18 @@ class TestRetryPolicy:
         policy = RetryPolicy(max_attempts=3)
         assert not policy.exhausted(2)
         assert policy.exhausted(3)
+
+
+def test_replicas_split_the_realm_budget() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(max_in_flight=10, per_minute=600, clock=clock, sleep=clock.sleep)
+    limiter.set_replicas(3)
+    starts = []
+    for _ in range(3):
+        with limiter.call("realm"):
+            starts.append(clock.now)
+    # 600/min shared by 3 processes: this one paces at 200/min, one call every 0.3 s.
+    assert [round(b - a, 6) for a, b in zip(starts, starts[1:])] == [0.3, 0.3]
+    limiter.set_replicas(1)
+    with limiter.call("realm"):
+        pass

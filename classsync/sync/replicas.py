@@ -1,0 +1,74 @@
+"""Keeps this process's share of each realm's QBO limits in line with the live replica count."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from classsync.sync.limiter import RateLimiter
+
+log = structlog.get_logger(__name__)
+
+
+class Registry(Protocol):
+    """What the heartbeat needs from storage (classsync.store.replicas.ReplicaRegistry)."""
+
+    def heartbeat(self, replica_id: str, now: datetime) -> int: ...
+
+    def leave(self, replica_id: str) -> None: ...
+
+
+class ReplicaHeartbeat:
+    """Beats every ``interval`` seconds and resizes the limiter to 1/N of the realm budget."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        limiter: RateLimiter,
+        replica_id: str,
+        *,
+        interval: float,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._registry = registry
+        self._limiter = limiter
+        self._replica_id = replica_id
+        self._interval = interval
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def beat(self) -> None:
+        """One heartbeat (also called once before the engine starts, so the first calls are paced)."""
+        count = self._registry.heartbeat(self._replica_id, self._clock())
+        if count != self._limiter.replicas:
+            log.info("replica_count_changed", replicas=count)
+            self._limiter.set_replicas(count)
+
+    def start(self) -> None:
+        """Beat now, then on a daemon thread."""
+        self.beat()
+        self._thread = threading.Thread(target=self._run, name="replica-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.beat()
+            except Exception:
+                # A database hiccup: keep the current share and try again at the next beat.
+                log.warning("replica_heartbeat_failed", exc_info=True)
+
+    def stop(self) -> None:
+        """Stop beating and leave the registry."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        try:
+            self._registry.leave(self._replica_id)
+        except Exception:
+            log.warning("replica_leave_failed", exc_info=True)
