@@ -13,9 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # realm, so a fresh checkout runs with no Intuit account (design.md §5).
 DEV_SANDBOX_URL = "http://127.0.0.1:8765"
 DEV_CLIENT_ID = "sandbox-client-id"
-DEV_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - public development value of the emulator
+DEV_CLIENT_SECRET = "sandbox-client-secret"
 DEV_REALM_ID = "9130350000000000001"
-DEV_REFRESH_TOKEN = "sandbox-dev-refresh-token"  # noqa: S105 - public development value
+DEV_REFRESH_TOKEN = "sandbox-dev-refresh-token"
 
 # intuit-oauth picks Intuit's discovery document for these words; anything else is a URL.
 _INTUIT_ENVIRONMENTS = {

@@ -21,7 +21,7 @@ class _Callback(http.server.BaseHTTPRequestHandler):
     result: dict[str, str]
     done: threading.Event
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's method name
+    def do_GET(self) -> None:
         query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
         type(self).result.update(query)
         self.send_response(200)

@@ -66,10 +66,7 @@ def split_full_name(full_name: str) -> tuple[str, ...]:
     text = full_name.strip()
     if not text:
         return ()
-    if QBO_SEPARATOR in text:
-        parts = text.split(QBO_SEPARATOR)
-    else:
-        parts = _SLASH_SEPARATOR.split(text)
+    parts = text.split(QBO_SEPARATOR) if QBO_SEPARATOR in text else _SLASH_SEPARATOR.split(text)
     return tuple(part.strip() for part in parts)
 
 

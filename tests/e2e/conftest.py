@@ -75,7 +75,9 @@ def klass(name: str, full_name: str | None = None, **fields: Any) -> dict[str, A
     return base
 
 
-def service_settings(database_url: str, sandbox: Any, realm: dict[str, Any], **overrides: Any) -> Settings:
+def service_settings(
+    database_url: str, sandbox: Any, realm: dict[str, Any], **overrides: Any
+) -> Settings:
     """Settings for a test server against ``sandbox`` (short timings so tests stay quick)."""
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -104,7 +106,13 @@ def service_factory(database_url: str, sandbox: Any) -> Iterator[Callable[..., S
     started: list[Service] = []
     realm = sandbox.admin.create_realm()
 
-    def start(*, db_url: str | None = None, sandbox_: Any = None, realm_: dict | None = None, **overrides: Any) -> Service:
+    def start(
+        *,
+        db_url: str | None = None,
+        sandbox_: Any = None,
+        realm_: dict | None = None,
+        **overrides: Any,
+    ) -> Service:
         box = sandbox_ or sandbox
         chosen_realm = realm_ or realm
         settings = service_settings(db_url or database_url, box, chosen_realm, **overrides)

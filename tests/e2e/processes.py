@@ -21,7 +21,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def server_env(database_url: str, sandbox: Any, realm: dict[str, Any], **extra: str) -> dict[str, str]:
+def server_env(
+    database_url: str, sandbox: Any, realm: dict[str, Any], **extra: str
+) -> dict[str, str]:
     """Environment for `classsync serve` against ``sandbox`` (no .env is read: cwd is a temp dir)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QBO_", "SYNC_", "GRPC_"))}
     env.update(
@@ -93,7 +95,9 @@ class ServerProcess:
         self._log.close()
 
 
-def run_cli(env: dict[str, str], *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
     """Run one `classsync` command to completion."""
     return subprocess.run(
         [sys.executable, "-m", "classsync", *args],

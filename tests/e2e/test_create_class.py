@@ -99,8 +99,13 @@ class TestUpdates:
         # Someone edits the class in QBO: our stored SyncToken is now stale (5010 on next write).
         _qbo_post(
             service,
-            {"Id": result.qb_id, "SyncToken": result.sync_token, "Name": "Finance", "sparse": True,
-             "Active": True},
+            {
+                "Id": result.qb_id,
+                "SyncToken": result.sync_token,
+                "Name": "Finance",
+                "sparse": True,
+                "Active": True,
+            },
         )
         [reply] = service.send([klass("Finance", is_active=False, version_token=0)])
         assert reply.message == SUCCESS_MESSAGE
@@ -116,7 +121,9 @@ class TestUpdates:
         assert kid["Active"] is False
         assert kid["ParentRef"]["value"] == _by_fqn(service)["Parent"]["Id"]
 
-    def test_existing_qbo_class_with_the_name_is_linked_not_duplicated(self, service: Service) -> None:
+    def test_existing_qbo_class_with_the_name_is_linked_not_duplicated(
+        self, service: Service
+    ) -> None:
         existing = _qbo_post(service, {"Name": "Legacy"})
         [reply] = service.send([klass("Legacy")])
         assert reply.message == SUCCESS_MESSAGE
@@ -215,7 +222,9 @@ class TestResponseModes:
 
 
 class TestQboDown:
-    def test_outage_answers_pending_then_syncs_when_qbo_returns(self, service_factory: Any, fresh_sandbox: Any) -> None:
+    def test_outage_answers_pending_then_syncs_when_qbo_returns(
+        self, service_factory: Any, fresh_sandbox: Any
+    ) -> None:
         realm = fresh_sandbox.admin.create_realm()
         svc = service_factory(sandbox_=fresh_sandbox, realm_=realm, response_wait_seconds=1.5)
         fresh_sandbox.admin.set_faults(outage_seconds=60)
@@ -246,7 +255,9 @@ class TestOperations:
         names = {s.name for r in responses for s in r.list_services_response.service}
         assert "ClassService" in names
 
-    def test_cancelled_call_still_syncs_what_was_committed(self, service_factory: Any, fresh_sandbox: Any) -> None:
+    def test_cancelled_call_still_syncs_what_was_committed(
+        self, service_factory: Any, fresh_sandbox: Any
+    ) -> None:
         realm = fresh_sandbox.admin.create_realm()
         svc = service_factory(sandbox_=fresh_sandbox, realm_=realm)
         fresh_sandbox.admin.set_faults(latency_ms=300)
@@ -269,7 +280,9 @@ class TestOperations:
             time.sleep(0.1)
         assert [c["Name"] for c in svc.qbo_classes()] == ["Cancelled"]
 
-    def test_deadline_shorter_than_sync_answers_pending_in_time(self, service_factory: Any, fresh_sandbox: Any) -> None:
+    def test_deadline_shorter_than_sync_answers_pending_in_time(
+        self, service_factory: Any, fresh_sandbox: Any
+    ) -> None:
         realm = fresh_sandbox.admin.create_realm()
         svc = service_factory(sandbox_=fresh_sandbox, realm_=realm)
         fresh_sandbox.admin.set_faults(latency_ms=3000)
@@ -279,13 +292,20 @@ class TestOperations:
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-def test_a_caller_built_from_the_unchanged_seed_proto_works(service: Service, tmp_path: Path) -> None:
+def test_a_caller_built_from_the_unchanged_seed_proto_works(
+    service: Service, tmp_path: Path
+) -> None:
     seed = ROOT / "tests" / "node" / "seed" / "class_service.proto"
     assert "package" not in seed.read_text()
     payload = tmp_path / "payload.json"
     payload.write_text(json.dumps([json.loads((ROOT / "examples" / "classes.json").read_text())]))
     done = subprocess.run(
-        ["node", str(ROOT / "tests" / "node" / "seed_client.js"), f"127.0.0.1:{service.app.port}", str(payload)],
+        [
+            "node",
+            str(ROOT / "tests" / "node" / "seed_client.js"),
+            f"127.0.0.1:{service.app.port}",
+            str(payload),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -106,16 +106,20 @@ def test_tokens_are_encrypted_at_rest_and_survive_key_rotation(service_factory: 
     assert reply.message == SUCCESS_MESSAGE
     with svc.app.storage.session_factory() as session:
         row = session.scalars(select(QboRealm)).one()
-        assert row.refresh_token is not None and row.refresh_token.startswith("fernet:")
-        assert row.access_token is not None and row.access_token.startswith("fernet:")
+        assert row.refresh_token is not None
+        assert row.refresh_token.startswith("fernet:")
+        assert row.access_token is not None
+        assert row.access_token.startswith("fernet:")
     old_store = SqlAlchemyTokenStore(svc.app.storage.session_factory, TokenCipher([old_key]))
     plain = old_store.load(svc.realm_id)
-    assert plain is not None and plain.refresh_token not in (row.refresh_token or "")
+    assert plain is not None
+    assert plain.refresh_token not in row.refresh_token
     rotated = SqlAlchemyTokenStore(svc.app.storage.session_factory, TokenCipher([new_key, old_key]))
     assert rotated.rotate_encryption() == 1
     only_new = SqlAlchemyTokenStore(svc.app.storage.session_factory, TokenCipher([new_key]))
     again = only_new.load(svc.realm_id)
-    assert again is not None and again.refresh_token == plain.refresh_token
+    assert again is not None
+    assert again.refresh_token == plain.refresh_token
 
 
 @pytest.mark.slow
@@ -144,7 +148,13 @@ def test_secrets_never_reach_logs_errors_or_status(database_url: str, fresh_sand
                 time.sleep(1.2)  # let the access token expire: the next round refreshes
             fresh_sandbox.admin.revoke_tokens(realm["realm_id"])
             fresh_sandbox.admin.expire_access_tokens(realm["realm_id"])
-            list(stub.CreateClass(iter([_request("AfterRevoke")]), timeout=6, metadata=[("x-classsync-wait-seconds", "3")]))
+            list(
+                stub.CreateClass(
+                    iter([_request("AfterRevoke")]),
+                    timeout=6,
+                    metadata=[("x-classsync-wait-seconds", "3")],
+                )
+            )
         status = run_cli(env, "status")
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
@@ -172,7 +182,9 @@ def test_sigterm_lets_the_call_in_flight_finish_then_exits_zero(
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = pb_grpc.ClassServiceStub(channel)
             caller = threading.Thread(
-                target=lambda: replies.extend(stub.CreateClass(iter([_request("Draining")]), timeout=30))
+                target=lambda: replies.extend(
+                    stub.CreateClass(iter([_request("Draining")]), timeout=30)
+                )
             )
             caller.start()
             time.sleep(0.4)  # the call is stored and its QBO create is in flight
@@ -185,7 +197,9 @@ def test_sigterm_lets_the_call_in_flight_finish_then_exits_zero(
     assert [c["Name"] for c in fresh_sandbox.admin.classes(realm["realm_id"])] == ["Draining"]
 
 
-def test_status_and_retry_commands(database_url: str, fresh_sandbox: Any, service_factory: Any) -> None:
+def test_status_and_retry_commands(
+    database_url: str, fresh_sandbox: Any, service_factory: Any
+) -> None:
     realm = fresh_sandbox.admin.create_realm()
     svc: Service = service_factory(sandbox_=fresh_sandbox, realm_=realm, sync_max_attempts=1)
     fresh_sandbox.admin.set_faults(error_rate=1.0, error_body="html")

@@ -25,7 +25,12 @@ def _now() -> datetime:
 
 def _valid(name: str, full_name: str = "", **fields: object) -> ValidClass:
     result = validate(
-        ClassInput(name=name, full_name=full_name, is_sub_class=bool(full_name and full_name != name), **fields)  # type: ignore[arg-type]
+        ClassInput(
+            name=name,
+            full_name=full_name,
+            is_sub_class=bool(full_name and full_name != name),
+            **fields,
+        )  # type: ignore[arg-type]
     )
     assert isinstance(result, ValidClass)
     return result
@@ -49,7 +54,11 @@ def _qbo(qb_id: str, token: str = "0") -> QboClass:
 
 @pytest.fixture(params=["postgresql", "mysql", "sqlite"])
 def any_database_url(request: pytest.FixtureRequest) -> str:
-    name = {"postgresql": "database_url", "mysql": "mysql_database_url", "sqlite": "sqlite_database_url"}
+    name = {
+        "postgresql": "database_url",
+        "mysql": "mysql_database_url",
+        "sqlite": "sqlite_database_url",
+    }
     return str(request.getfixturevalue(name[request.param]))
 
 
@@ -65,10 +74,15 @@ class TestSaveBatch:
         with sf() as session:
             keys = sorted(session.scalars(select(QBClass.full_name_key)))
             assert keys == ["A", "A:B"]  # the ancestor was created once, as a placeholder
-            assert session.scalar(select(QBClass.full_name).where(QBClass.full_name_key == "A:B")) == "A / B"
+            assert (
+                session.scalar(select(QBClass.full_name).where(QBClass.full_name_key == "A:B"))
+                == "A / B"
+            )
         engine.dispose()
 
-    def test_unknown_qb_id_is_refused_and_nothing_is_written_for_it(self, database_url: str) -> None:
+    def test_unknown_qb_id_is_refused_and_nothing_is_written_for_it(
+        self, database_url: str
+    ) -> None:
         engine, sf = _factory(database_url)
         [result] = _save(sf, [_valid("Ghost", qb_id="123")])
         assert isinstance(result, Rejection)
@@ -135,7 +149,9 @@ class TestClaiming:
             uow.commit()
         with SqlAlchemyUnitOfWork(sf) as uow:
             assert uow.jobs.claim(owner="live", limit=1, lease=LEASE, now=now) == []
-            [again] = uow.jobs.claim(owner="live", limit=1, lease=LEASE, now=now + timedelta(seconds=2))
+            [again] = uow.jobs.claim(
+                owner="live", limit=1, lease=LEASE, now=now + timedelta(seconds=2)
+            )
             uow.commit()
         assert again.class_id == job.class_id
         assert again.outcome_unknown is True
@@ -161,7 +177,9 @@ class TestClaiming:
             state = uow.jobs.states([job.class_id])[job.class_id]
             assert state.status == "PENDING"
             assert state.generation == newer.generation  # type: ignore[union-attr]
-            [next_job] = uow.jobs.claim(owner="w", limit=1, lease=LEASE, now=_now() + timedelta(seconds=1))
+            [next_job] = uow.jobs.claim(
+                owner="w", limit=1, lease=LEASE, now=_now() + timedelta(seconds=1)
+            )
             assert next_job.snapshot.qb_id == "5"
             assert next_job.snapshot.is_active is False
         engine.dispose()
@@ -194,7 +212,9 @@ def test_legacy_empty_qb_id_rows_do_not_block_new_classes(empty_database_url: st
     assert all(isinstance(r, StoredClass) for r in results)
     with sf() as session:
         rows = {r.name: r for r in session.scalars(select(QBClass))}
-        assert rows["Company"].id == "6b1c0e1e-0000-4000-8000-000000000001"  # adopted, not duplicated
+        assert (
+            rows["Company"].id == "6b1c0e1e-0000-4000-8000-000000000001"
+        )  # adopted, not duplicated
         assert rows["Company"].qb_id is None
         assert len(session.scalars(select(SyncJob)).all()) == 2
     engine.dispose()

@@ -27,7 +27,8 @@ def test_env_example_lists_every_setting_with_a_comment() -> None:
             above = index - 1
             while above >= 0 and lines[above] and not lines[above].startswith("#"):
                 above -= 1
-            assert above >= 0 and lines[above].startswith("#"), f"{line} has no comment above it"
+            assert above >= 0, f"{line} has no comment above it"
+            assert lines[above].startswith("#"), f"{line} has no comment above it"
 
 
 def test_node_env_names_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,5 +1,6 @@
 """Limiter pacing and the retry schedule, on a fake clock (pure logic)."""
 
+import itertools
 import random
 import threading
 
@@ -32,7 +33,7 @@ def test_calls_are_spaced_evenly_at_the_per_minute_rate() -> None:
     for _ in range(5):
         with limiter.call("realm"):
             starts.append(clock.now)
-    gaps = [round(b - a, 6) for a, b in zip(starts, starts[1:])]
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(starts)]
     assert gaps == [0.1, 0.1, 0.1, 0.1]
 
 
@@ -127,7 +128,7 @@ def test_replicas_split_the_realm_budget() -> None:
         with limiter.call("realm"):
             starts.append(clock.now)
     # 600/min shared by 3 processes: this one paces at 200/min, one call every 0.3 s.
-    assert [round(b - a, 6) for a, b in zip(starts, starts[1:])] == [0.3, 0.3]
+    assert [round(b - a, 6) for a, b in itertools.pairwise(starts)] == [0.3, 0.3]
     limiter.set_replicas(1)
     with limiter.call("realm"):
         pass
