@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from classsync.domain import (
@@ -83,6 +83,39 @@ class JobState:
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
+
+
+_UNNEST_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def _insert_rows(session: Session, table: Table, rows: list[dict[str, object]]) -> None:
+    """Insert ``rows`` (dicts keyed by column name) in one statement on PostgreSQL.
+
+    An executemany runs the INSERT (and the foreign-key check) once per row on the server; one
+    ``INSERT ... SELECT FROM unnest(<one array per column>)`` runs it once per ClassRequest, and
+    its text never changes, so it is compiled once and prepared once (docs/performance.md).
+    Other databases keep the executemany.
+    """
+    if not rows:
+        return
+    bind = session.connection()
+    if bind.dialect.name != "postgresql":
+        session.execute(table.insert(), rows)
+        return
+    names = tuple(rows[0])
+    key = (table.name, names)
+    sql = _UNNEST_SQL.get(key)
+    if sql is None:
+        casts = ", ".join(
+            f"CAST(:c{i} AS {table.c[name].type.compile(dialect=bind.dialect)}[])"
+            for i, name in enumerate(names)
+        )
+        columns = ", ".join(f'"{name}"' for name in names)
+        # Identifiers come from our own table metadata, values travel as bound arrays.
+        sql = f'INSERT INTO "{table.name}" ({columns}) SELECT * FROM unnest({casts})'  # noqa: S608
+        _UNNEST_SQL[key] = sql
+    params = {f"c{i}": [row[name] for row in rows] for i, name in enumerate(names)}
+    session.execute(text(sql), params)
 
 
 def _key_of_row(row: QBClass) -> str:
@@ -188,7 +221,7 @@ class ClassRepository:
 
         self._write_rows(list(inserts.values()), list(updates.values()))
         generations = JobQueue(self._session).enqueue(
-            touched, new_placeholders, realm_id=realm_id, now=now
+            touched, new_placeholders, realm_id=realm_id, now=now, fresh=inserts.keys()
         )
         return [
             r if isinstance(r, Rejection) else StoredClass(class_id=r, generation=generations[r])
@@ -220,8 +253,7 @@ class ClassRepository:
     def _write_rows(
         self, inserts: list[dict[str, object]], updates: list[dict[str, object]]
     ) -> None:
-        if inserts:
-            self._session.execute(QBClass.__table__.insert(), inserts)
+        _insert_rows(self._session, QBClass.__table__, inserts)
         if updates:
             table = QBClass.__table__
             statement = (
@@ -302,15 +334,19 @@ class JobQueue:
         *,
         realm_id: str,
         now: datetime,
+        fresh: Collection[str] = (),
     ) -> dict[str, int]:
         """(Re)queue jobs and return each touched class's generation.
 
         A job being worked on keeps its lease: only its generation moves on, and the worker that
         holds it re-queues it when it finishes (so two workers never write one Class at once).
+        ``fresh`` are classes inserted in this transaction: they cannot have a job yet, so they
+        are not looked up (most of a new stream's Classes).
         """
         ids = list({*touched, *placeholders})
+        fresh = set(fresh)
         existing: set[str] = set()
-        for chunk in _chunks(ids):
+        for chunk in _chunks([i for i in ids if i not in fresh]):
             existing.update(
                 self._session.scalars(select(SyncJob.class_id).where(SyncJob.class_id.in_(chunk)))
             )
@@ -330,8 +366,7 @@ class JobQueue:
             for class_id in ids
             if class_id not in existing
         ]
-        if new_rows:
-            self._session.execute(SyncJob.__table__.insert(), new_rows)
+        _insert_rows(self._session, SyncJob.__table__, new_rows)
         requeue = [
             {"b_id": class_id, "b_depth": depth, "b_now": now}
             for class_id, depth in touched.items()
@@ -359,8 +394,9 @@ class JobQueue:
                 ),
                 requeue,
             )
-        generations: dict[str, int] = {}
-        wanted = list(touched)
+        # A job inserted just now is at generation 1; only re-queued ones need reading back.
+        generations = {class_id: 1 for class_id in touched if class_id not in existing}
+        wanted = [class_id for class_id in touched if class_id in existing]
         for chunk in _chunks(wanted):
             generations.update(
                 self._session.execute(
