@@ -42,7 +42,10 @@ def run_connect(settings: Settings, *, open_browser: bool, timeout: float) -> st
     """
     allow_plain_http_if_loopback(settings)
     redirect = urlsplit(settings.qbo_redirect_uri)
-    handler = type("Callback", (_Callback,), {"result": {}, "done": threading.Event()})
+    # A fresh subclass per run: its class attributes carry this run's result and event.
+    handler: type[_Callback] = type(
+        "Callback", (_Callback,), {"result": {}, "done": threading.Event()}
+    )
     listener = http.server.HTTPServer(
         (redirect.hostname or "127.0.0.1", redirect.port or 80), handler
     )
