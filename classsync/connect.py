@@ -62,7 +62,14 @@ def run_connect(settings: Settings, *, open_browser: bool, timeout: float) -> st
         state = secrets.token_urlsafe(16)
         url = authorization_url(client, state)
         if is_loopback_url(url):
-            requests.get(url, timeout=settings.qbo_timeout_seconds, allow_redirects=True)
+            # The local emulator's consent page is automatic; `realmId` plays the person who
+            # picks the company on Intuit's page.
+            requests.get(
+                url,
+                params={"realmId": settings.qbo_realm_id},
+                timeout=settings.qbo_timeout_seconds,
+                allow_redirects=True,
+            )
         else:
             print(f"Open this URL to connect QuickBooks:\n  {url}", flush=True)
             if open_browser:

@@ -217,3 +217,31 @@ def test_status_and_retry_commands(
     while time.monotonic() < deadline and not fresh_sandbox.admin.classes(realm["realm_id"]):
         time.sleep(0.1)
     assert [c["Name"] for c in fresh_sandbox.admin.classes(realm["realm_id"])] == ["WillFail"]
+
+
+def test_connect_runs_the_oauth_flow_and_stores_tokens(
+    database_url: str, fresh_sandbox: Any
+) -> None:
+    """`classsync connect`: authorize → redirect with a code → tokens stored; then syncing works."""
+    from tests.e2e.processes import free_port
+
+    realm = fresh_sandbox.admin.create_realm()
+    env = server_env(database_url, fresh_sandbox, realm)
+    env.pop("QBO_REFRESH_TOKEN")
+    env["QBO_REDIRECT_URI"] = f"http://127.0.0.1:{free_port()}/callback"
+    before = json.loads(run_cli(env, "status").stdout)
+    assert before["realm"]["status"] == "NOT_CONNECTED"
+    done = run_cli(env, "connect", "--no-browser", "--timeout", "20")
+    assert done.returncode == 0, done.stderr
+    assert "connected realm" in done.stdout
+    after = json.loads(run_cli(env, "status").stdout)
+    assert after["realm"]["status"] == "CONNECTED"
+    server = ServerProcess(env)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = pb_grpc.ClassServiceStub(channel)
+            [reply] = list(stub.CreateClass(iter([_request("ViaConnect")]), timeout=30))
+    finally:
+        server.kill()
+    assert reply.message == SUCCESS_MESSAGE
+    assert [c["Name"] for c in fresh_sandbox.admin.classes(realm["realm_id"])] == ["ViaConnect"]
