@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -85,16 +86,17 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
         yield items[start : start + _CHUNK]
 
 
-_UNNEST_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
+_BULK_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 def _insert_rows(session: Session, table: Table, rows: list[dict[str, object]]) -> None:
     """Insert ``rows`` (dicts keyed by column name) in one statement on PostgreSQL.
 
-    An executemany runs the INSERT (and the foreign-key check) once per row on the server; one
-    ``INSERT ... SELECT FROM unnest(<one array per column>)`` runs it once per ClassRequest, and
-    its text never changes, so it is compiled once and prepared once (docs/performance.md).
-    Other databases keep the executemany.
+    An executemany runs the INSERT (and its foreign-key check) once per row on the server and
+    binds every value separately. On PostgreSQL the rows travel instead as one JSON text
+    (``json.dumps`` is C code) expanded by ``json_to_recordset``; the statement text never changes,
+    so it is built once and prepared once (docs/performance.md). Other databases keep the
+    executemany.
     """
     if not rows:
         return
@@ -104,18 +106,26 @@ def _insert_rows(session: Session, table: Table, rows: list[dict[str, object]]) 
         return
     names = tuple(rows[0])
     key = (table.name, names)
-    sql = _UNNEST_SQL.get(key)
+    sql = _BULK_SQL.get(key)
     if sql is None:
-        casts = ", ".join(
-            f"CAST(:c{i} AS {table.c[name].type.compile(dialect=bind.dialect)}[])"
-            for i, name in enumerate(names)
-        )
         columns = ", ".join(f'"{name}"' for name in names)
-        # Identifiers come from our own table metadata, values travel as bound arrays.
-        sql = f'INSERT INTO "{table.name}" ({columns}) SELECT * FROM unnest({casts})'  # noqa: S608
-        _UNNEST_SQL[key] = sql
-    params = {f"c{i}": [row[name] for row in rows] for i, name in enumerate(names)}
-    session.execute(text(sql), params)
+        record = ", ".join(
+            f'"{name}" {table.c[name].type.compile(dialect=bind.dialect)}' for name in names
+        )
+        # Identifiers come from our own table metadata; the values travel as one bound text.
+        sql = (
+            f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} '  # noqa: S608
+            f"FROM json_to_recordset(CAST(:rows AS json)) AS r({record})"
+        )
+        _BULK_SQL[key] = sql
+    session.execute(text(sql), {"rows": json.dumps(rows, default=_json_value)})
+
+
+def _json_value(value: object) -> str:
+    # Only datetimes reach here; ISO text is what PostgreSQL parses into TIMESTAMP(3).
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in a bulk insert")
 
 
 def _key_of_row(row: QBClass) -> str:
