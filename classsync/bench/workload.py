@@ -102,7 +102,9 @@ class LoadClient:
     def __init__(self, address: str, channels: int = 4) -> None:
         options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
         self._channels = [
-            grpc.insecure_channel(address, options=[*options, ("grpc.use_local_subchannel_pool", 1)])
+            grpc.insecure_channel(
+                address, options=[*options, ("grpc.use_local_subchannel_pool", 1)]
+            )
             for _ in range(channels)
         ]
         self._stubs = [pb_grpc.ClassServiceStub(c) for c in self._channels]
@@ -140,7 +142,9 @@ class LoadClient:
         stored = synced = 0
         ok = True
         try:
-            for reply in self._stub().CreateClass(iter(requests), metadata=metadata, timeout=timeout):
+            for reply in self._stub().CreateClass(
+                iter(requests), metadata=metadata, timeout=timeout
+            ):
                 for result in reply.results:
                     if result.id:
                         stored += 1
@@ -149,7 +153,9 @@ class LoadClient:
                 ok = ok and reply.message.startswith("✅")
         except grpc.RpcError as error:
             code = error.code() if hasattr(error, "code") else None
-            return StreamResult(started, time.perf_counter(), total, stored, synced, False, str(code))
+            return StreamResult(
+                started, time.perf_counter(), total, stored, synced, False, str(code)
+            )
         return StreamResult(started, time.perf_counter(), total, stored, synced, ok)
 
     def run(

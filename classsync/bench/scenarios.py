@@ -1,0 +1,272 @@
+"""The four scenarios of issue #5: ingest, sync at the ceiling, per-call overhead, memory."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from classsync.bench.harness import Stack, stack, wait_until
+from classsync.bench.processes import Sampler
+from classsync.bench.settings import BenchSettings
+from classsync.bench.workload import (
+    MAX_PER_REQUEST,
+    LoadClient,
+    completions,
+    make_classes,
+    make_stream,
+)
+
+PAUSED = {"SYNC_ENABLED": "false"}
+# Overhead and ingest must not be paced by QBO limits: the sandbox's are off, ours far away.
+_NO_LIMITS = {"limits_enabled": False}
+_FAR_CEILING = {"QBO_REQUESTS_PER_MINUTE": "1000000", "QBO_MAX_IN_FLIGHT": "100"}
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def _ingest_run(
+    st: Stack, streams: list[list[Any]], concurrency: int, label: str
+) -> dict[str, Any]:
+    client = LoadClient(st.server.address)
+    try:
+        cpu0, pg0 = st.server.cpu_seconds(), st.postgres_cpu_seconds()
+        result = client.run(streams, concurrency=concurrency, wait_seconds=0)
+        server_cpu = st.server.cpu_seconds() - cpu0
+        pg_cpu = st.postgres_cpu_seconds() - pg0
+    finally:
+        client.close()
+    total = sum(sum(len(r.classes) for r in s) for s in streams)
+    stored = result.stored
+    return {
+        "label": label,
+        "streams": len(streams),
+        "classes": total,
+        "stored": stored,
+        "rows_in_database": st.stored_classes(),
+        "seconds": round(result.seconds, 3),
+        "classes_per_second": round(stored / result.seconds) if result.seconds else 0,
+        "server_cpu_us_per_class": round(server_cpu / max(stored, 1) * 1e6),
+        "postgres_cpu_us_per_class": round(pg_cpu / max(stored, 1) * 1e6),
+        "errors": result.errors,
+        "timeline": [[round(t, 2), round(v)] for t, v in completions(result, 0.5)],
+    }
+
+
+def ingest(cfg: BenchSettings, admin_url: str, workdir: Path) -> dict[str, Any]:
+    """a. Classes durably accepted per second, QBO sync paused, answered as soon as stored."""
+    many = [
+        make_stream(make_classes(f"m{i}", cfg.ingest_classes_per_stream), MAX_PER_REQUEST)
+        for i in range(cfg.ingest_streams)
+    ]
+    big = [make_stream(make_classes("big", cfg.big_stream_classes), MAX_PER_REQUEST)]
+    runs = []
+    with stack(admin_url, workdir, "ingest", sandbox=_NO_LIMITS, server=PAUSED) as st:
+        # Warm the server (imports, pool, prepared statements) outside the timed runs.
+        _ingest_run(st, [make_stream(make_classes("warm", 200), 100)], 1, "warm-up")
+        label = f"{cfg.ingest_streams} streams x {cfg.ingest_classes_per_stream}"
+        runs.append(_ingest_run(st, many, cfg.ingest_concurrency, label))
+        runs.append(_ingest_run(st, big, 1, f"1 stream x {cfg.big_stream_classes}"))
+    return {"runs": runs, "concurrency": cfg.ingest_concurrency}
+
+
+def _crossing(samples: list[tuple[float, int]], level: float) -> float | None:
+    """When the sampled count first reached ``level`` (linear between samples)."""
+    previous = (0.0, 0)
+    for t, value in samples:
+        if value >= level:
+            t0, v0 = previous
+            return t if value == v0 else t0 + (t - t0) * (level - v0) / (value - v0)
+        previous = (t, value)
+    return None
+
+
+def _sync_run(
+    cfg: BenchSettings,
+    admin_url: str,
+    workdir: Path,
+    *,
+    name: str,
+    ceiling: int,
+    window: float,
+    classes: int,
+    batch: bool,
+) -> dict[str, Any]:
+    per_window = max(1, round(ceiling * window / 60.0))
+    sandbox = {
+        "latency_ms": cfg.sync_latency_ms,
+        "requests_per_minute": per_window,
+        "rate_window": window,
+        "max_in_flight": cfg.max_in_flight,
+        # QBO: 40 batch requests/min per realm and app (qbo-reference §4), scaled like the rest.
+        "batch_requests_per_minute": max(1, round(40 * per_window / 500)),
+        "max_batch_items": 30,
+    }
+    server = {
+        "QBO_REQUESTS_PER_MINUTE": str(ceiling),
+        "QBO_MAX_IN_FLIGHT": str(cfg.max_in_flight),
+        "QBO_USE_BATCH": "true" if batch else "false",
+        "SYNC_WORKERS": str(cfg.sync_workers),
+        # A run lasts seconds: a 60 s throttle pause would only hide a 429 behind a timeout.
+        "SYNC_THROTTLE_SECONDS": "5",
+    }
+    streams = [
+        make_stream(make_classes(f"{name}{i}", min(100, classes - i * 100)), 100)
+        for i in range((classes + 99) // 100)
+    ]
+    expected = classes / ceiling * 60.0 * (1 if not batch else 0.2)
+    with stack(admin_url, workdir, name, sandbox=sandbox, server=server) as st:
+        client = LoadClient(st.server.address)
+        with Sampler(lambda: st.realm_counters(), interval=0.25) as sampler:
+            client.run(streams, concurrency=4, wait_seconds=0)
+            done = wait_until(
+                lambda: _settled(st.job_counts()) >= classes,
+                timeout=max(30.0, expected * 2.5),
+                interval=0.25,
+            )
+        client.close()
+        counters = st.realm_counters()
+        jobs, failures = st.job_counts(), st.failure_codes()
+    created = [(t, int(c.get("classes_created", 0))) for t, c in sampler.samples]
+    t_lo, t_hi = _crossing(created, 0.1 * classes), _crossing(created, 0.9 * classes)
+    steady = 0.8 * classes / (t_hi - t_lo) * 60.0 if t_lo is not None and t_hi else 0.0
+    first = _crossing(created, 1)
+    last = _crossing(created, classes)
+    whole = (classes - 1) / (last - first) * 60.0 if first is not None and last else 0.0
+    unit = "Classes/min" if not batch else "Classes/min (batch items)"
+    items_ceiling = ceiling if not batch else min(ceiling, 40 * ceiling // 500) * 30
+    return {
+        "name": name,
+        "mode": "batch" if batch else "one Class per request",
+        "classes": classes,
+        "finished": done,
+        "qbo_latency_ms": cfg.sync_latency_ms,
+        "ceiling_requests_per_minute": ceiling,
+        "ceiling_classes_per_minute": items_ceiling,
+        "sandbox_window_seconds": window,
+        "steady_classes_per_minute": round(steady),
+        "first_to_last_classes_per_minute": round(whole),
+        "ratio": round(steady / items_ceiling, 4) if items_ceiling else 0.0,
+        "unit": unit,
+        "requests": int(counters.get("requests", 0)),
+        "throttled_429": int(counters.get("throttled", 0)),
+        "max_in_flight_seen": int(counters.get("max_in_flight", 0)),
+        "jobs": jobs,
+        "failed_by_code": failures,
+        "timeline": _per_minute(created),
+    }
+
+
+def _settled(jobs: dict[str, int]) -> int:
+    return jobs.get("SYNCED", 0) + jobs.get("FAILED", 0)
+
+
+def _per_minute(created: list[tuple[float, int]]) -> list[list[float]]:
+    """Classes/min between successive ~1 s points of the sampled counter."""
+    points, last = [], (0.0, 0)
+    for t, value in created:
+        if t - last[0] >= 1.0:
+            points.append([round(t, 2), round((value - last[1]) / (t - last[0]) * 60.0)])
+            last = (t, value)
+    return points
+
+
+def sync(cfg: BenchSettings, admin_url: str, workdir: Path) -> dict[str, Any]:
+    """b. End-to-end Classes synced per minute vs the per-realm ceiling, with 429 counts."""
+    runs = [
+        _sync_run(
+            cfg,
+            admin_url,
+            workdir,
+            name="sync-scaled",
+            ceiling=cfg.sync_ceiling_per_minute,
+            window=cfg.scaled_window_seconds,
+            classes=cfg.sync_classes,
+            batch=False,
+        ),
+        _sync_run(
+            cfg,
+            admin_url,
+            workdir,
+            name="sync-real",
+            ceiling=cfg.real_ceiling_per_minute,
+            window=60.0,
+            classes=cfg.real_classes,
+            batch=False,
+        ),
+        _sync_run(
+            cfg,
+            admin_url,
+            workdir,
+            name="sync-batch",
+            ceiling=cfg.sync_ceiling_per_minute,
+            window=cfg.scaled_window_seconds,
+            classes=cfg.batch_classes,
+            batch=True,
+        ),
+    ]
+    return {"runs": runs}
+
+
+def overhead(cfg: BenchSettings, admin_url: str, workdir: Path) -> dict[str, Any]:
+    """c. One-Class streams, one after another: wall time minus the sandbox's fixed latency."""
+    sandbox = {**_NO_LIMITS, "latency_ms": cfg.overhead_latency_ms}
+    server = {**_FAR_CEILING, "QBO_USE_BATCH": "false"}
+    latency = cfg.overhead_latency_ms / 1000.0
+    synced_ms: list[float] = []
+    stored_ms: list[float] = []
+    failures = 0
+    with stack(admin_url, workdir, "overhead", sandbox=sandbox, server=server) as st:
+        client = LoadClient(st.server.address, channels=1)
+        for i in range(5):  # warm-up: token refresh, connection pools, prepared statements
+            client.send(make_stream(make_classes(f"w{i}", 1), 1))
+        for i in range(cfg.overhead_calls):
+            result = client.send(make_stream(make_classes(f"o{i}", 1), 1))
+            failures += 0 if result.synced == 1 else 1
+            synced_ms.append((result.seconds - latency) * 1000.0)
+            result = client.send(make_stream(make_classes(f"n{i}", 1), 1), wait_seconds=0)
+            stored_ms.append(result.seconds * 1000.0)
+        client.close()
+    return {
+        "calls": cfg.overhead_calls,
+        "qbo_latency_ms": cfg.overhead_latency_ms,
+        "not_synced": failures,
+        "synced_overhead_p50_ms": round(_percentile(synced_ms, 50), 2),
+        "synced_overhead_p99_ms": round(_percentile(synced_ms, 99), 2),
+        "synced_overhead_mean_ms": round(statistics.fmean(synced_ms), 2),
+        "stored_only_p50_ms": round(_percentile(stored_ms, 50), 2),
+        "stored_only_p99_ms": round(_percentile(stored_ms, 99), 2),
+    }
+
+
+def memory(cfg: BenchSettings, admin_url: str, workdir: Path) -> dict[str, Any]:
+    """d. Server peak RSS while one stream carries N Classes (fresh server process per size)."""
+    runs = []
+    for size in cfg.memory_stream_sizes:
+        stream = make_stream(make_classes(f"mem{size}", size), MAX_PER_REQUEST)
+        with stack(admin_url, workdir, f"memory-{size}", sandbox=_NO_LIMITS, server=PAUSED) as st:
+            client = LoadClient(st.server.address, channels=1)
+            client.send(make_stream(make_classes("warm", 100), 100), wait_seconds=0)
+            baseline = st.server.rss_bytes()
+            with Sampler(st.server.rss_bytes, interval=0.05) as sampler:
+                started = time.perf_counter()
+                result = client.send(stream, wait_seconds=0)
+                seconds = time.perf_counter() - started
+            peak = max(st.server.peak_rss_bytes(), *(v for _, v in sampler.samples))
+            client.close()
+        runs.append(
+            {
+                "classes": size,
+                "stored": result.stored,
+                "seconds": round(seconds, 2),
+                "baseline_rss_mb": round(baseline / 2**20, 1),
+                "peak_rss_mb": round(peak / 2**20, 1),
+                "timeline": [[round(t, 2), round(v / 2**20, 1)] for t, v in sampler.samples],
+            }
+        )
+    return {"runs": runs, "mode": "default (one answer after the stream), wait 0"}
