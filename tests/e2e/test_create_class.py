@@ -316,3 +316,18 @@ def test_a_caller_built_from_the_unchanged_seed_proto_works(
     assert reply["message"] == SUCCESS_MESSAGE
     assert len(reply["ids"]) == 2
     assert set(reply) == {"ids", "message"}  # the seed proto does not know `results`
+
+
+@pytest.mark.parametrize("backend", ["sqlite_database_url", "mysql_database_url"])
+def test_the_same_service_runs_on_sqlite_and_mariadb(
+    backend: str, request: pytest.FixtureRequest, service_factory: Any
+) -> None:
+    svc: Service = service_factory(db_url=str(request.getfixturevalue(backend)))
+    [reply] = svc.send([klass("Dept"), klass("Team", "Dept / Team")])
+    assert reply.message == SUCCESS_MESSAGE
+    [again] = svc.send([klass("Team", "Dept:Team", is_active=False)])
+    assert again.message == SUCCESS_MESSAGE
+    assert len(svc.rows()) == 2
+    qbo = _by_fqn(svc)
+    assert set(qbo) == {"Dept", "Dept:Team"}
+    assert qbo["Dept:Team"]["Active"] is False
