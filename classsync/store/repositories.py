@@ -588,6 +588,27 @@ class JobQueue:
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
+    def extend_leases(self, owner: str, class_ids: Sequence[str], *, until: datetime) -> int:
+        """Push the leases ``owner`` still holds on ``class_ids`` out to ``until``; how many.
+
+        A worker still busy with a job (waiting for a QBO slot, or in a slow call) keeps it, so
+        no other worker reclaims it as "outcome unknown" and writes it a second time. Rows are
+        locked in id order, and ``updatedAt`` is left alone (it dates the job's last change).
+        """
+        extended = 0
+        for chunk in _chunks(sorted(class_ids)):
+            result = self._session.execute(
+                update(SyncJob)
+                .where(
+                    SyncJob.class_id.in_(chunk),
+                    SyncJob.lease_owner == owner,
+                    SyncJob.status == IN_PROGRESS,
+                )
+                .values(lease_expires_at=until)
+            )
+            extended += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return extended
+
     def states(self, class_ids: Sequence[str]) -> dict[str, JobState]:
         """Current job state and QBO link of each Class."""
         out: dict[str, JobState] = {}

@@ -41,6 +41,10 @@ _T = TypeVar("_T")
 _PARENT_WAIT = timedelta(milliseconds=200)
 # A disconnected realm is checked again this often (a person must run `classsync connect`).
 _DISCONNECTED_WAIT = timedelta(seconds=30)
+# Writing an outcome is retried after these pauses (a dropped or restarted database connection
+# is replaced by the pool): the outcome is known only in memory, and losing it would turn a
+# finished QBO write into an "outcome unknown" job, looked up again one lease later.
+_RECORD_RETRY_PAUSES = (0.05, 0.25, 1.0, 2.0)
 
 
 def utcnow() -> datetime:
@@ -59,14 +63,14 @@ def request_id_for(job: ClaimedJob, operation: str, sync_token: str = "") -> str
     return hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()
 
 
-class _Defer(Exception):  # noqa: N818 - control flow inside the engine, never escapes it
+class _Defer(Exception):
     def __init__(self, wait: timedelta, code: str, message: str) -> None:
         super().__init__(message)
         self.wait = wait
         self.code = code
 
 
-class _Fail(Exception):  # noqa: N818 - control flow inside the engine, never escapes it
+class _Fail(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
@@ -105,15 +109,27 @@ class SyncEngine:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Each worker leases under its own name, so a sibling can never take a job over as if it
+        # were its own; the lease keeper renews what every worker still holds.
+        self._local = threading.local()
+        self._worker_owners: list[str] = []
+        self._held: dict[str, list[str]] = {}
+        self._held_lock = threading.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Start the worker threads."""
         self._stopping.clear()
-        for index in range(self._workers):
-            thread = threading.Thread(target=self._run, name=f"sync-worker-{index}", daemon=True)
+        self._worker_owners = [f"{self.owner}-{index}" for index in range(self._workers)]
+        for index, owner in enumerate(self._worker_owners):
+            thread = threading.Thread(
+                target=self._run, args=(owner,), name=f"sync-worker-{index}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
+        keeper = threading.Thread(target=self._keep_leases, name="sync-lease-keeper", daemon=True)
+        keeper.start()
+        self._threads.append(keeper)
         log.info("sync_engine_started", workers=self._workers, owner=self.owner)
 
     def wake(self) -> None:
@@ -130,7 +146,10 @@ class SyncEngine:
         self._threads.clear()
         try:
             with self._uow_factory() as uow:
-                released = uow.jobs.release(self.owner, self._clock())
+                now = self._clock()
+                released = sum(
+                    uow.jobs.release(owner, now) for owner in [self.owner, *self._worker_owners]
+                )
                 uow.commit()
             log.info("sync_engine_stopped", leases_released=released)
         except Exception:
@@ -138,7 +157,13 @@ class SyncEngine:
             log.exception("sync_engine_release_failed")
 
     # --- worker loop -------------------------------------------------------------------------
-    def _run(self) -> None:
+    @property
+    def _owner(self) -> str:
+        """The lease owner of the calling worker thread."""
+        return getattr(self._local, "owner", self.owner)
+
+    def _run(self, owner: str) -> None:
+        self._local.owner = owner
         while not self._stopping.is_set():
             try:
                 jobs = self._claim()
@@ -151,6 +176,8 @@ class SyncEngine:
                 self._wake.clear()
                 continue
             self._wake.set()  # there may be more: let an idle sibling look too
+            with self._held_lock:
+                self._held[owner] = [job.class_id for job in jobs]
             try:
                 if len(jobs) > 1:
                     self._process_batch(jobs)
@@ -161,15 +188,45 @@ class SyncEngine:
                 # expire and the jobs are reclaimed as "outcome unknown": nothing is lost, and
                 # the thread must live on.
                 log.exception("sync_jobs_unrecorded", jobs=len(jobs))
+                with self._held_lock:
+                    self._held.pop(owner, None)  # let the leases run out
                 self._stopping.wait(self._poll_seconds)
+            finally:
+                with self._held_lock:
+                    self._held.pop(owner, None)
 
     def _claim(self) -> list[ClaimedJob]:
         with self._uow_factory() as uow:
             jobs = uow.jobs.claim(
-                owner=self.owner, limit=self._batch_size, lease=self._lease, now=self._clock()
+                owner=self._owner, limit=self._batch_size, lease=self._lease, now=self._clock()
             )
             uow.commit()
             return jobs
+
+    def _keep_leases(self) -> None:
+        """Renew the leases of jobs still being worked on, every third of the lease.
+
+        A worker may hold a job longer than the lease: waiting for a QBO slot behind a 60 s
+        throttle pause (qbo-reference.md §4), or in a slow call. Were its lease to run out,
+        another worker would reclaim the job as "outcome unknown" and write it again. When this
+        process dies the renewals stop, and its jobs are reclaimed one lease later.
+        """
+        interval = max(0.05, self._lease.total_seconds() / 3)
+        while not self._stopping.wait(interval):
+            with self._held_lock:
+                held = {owner: list(ids) for owner, ids in self._held.items() if ids}
+            if not held:
+                continue
+            try:
+                with self._uow_factory() as uow:
+                    until = self._clock() + self._lease
+                    for owner, ids in held.items():
+                        uow.jobs.extend_leases(owner, ids, until=until)
+                    uow.commit()
+            except Exception:
+                # The database is unreachable: try again at the next tick. Should the leases run
+                # out meanwhile, the jobs are reclaimed as "outcome unknown"; nothing is lost.
+                log.warning("sync_lease_renewal_failed", exc_info=True)
 
     # --- one job -----------------------------------------------------------------------------
     def _process(self, job: ClaimedJob) -> None:
@@ -327,19 +384,38 @@ class SyncEngine:
                 self._handle_error(job, result)
 
     # --- outcomes ------------------------------------------------------------------------------
+    def _record(self, write: Callable[[UnitOfWork], _T]) -> _T:
+        """Run ``write`` in its own transaction, retrying a few times if the database fails.
+
+        Every outcome write is idempotent: once one commit went through, the job no longer
+        carries our lease and a repeat changes nothing.
+        """
+        for pause in (*_RECORD_RETRY_PAUSES, None):
+            try:
+                with self._uow_factory() as uow:
+                    value = write(uow)
+                    uow.commit()
+                    return value
+            except Exception:
+                if pause is None or self._stopping.is_set():
+                    raise
+                log.warning("sync_outcome_write_retried", exc_info=True)
+                time.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _succeed(self, job: ClaimedJob, result: QboClass) -> None:
-        with self._uow_factory() as uow:
-            finished = uow.jobs.record_synced(job, self.owner, result, self._clock())
-            uow.commit()
+        owner, now = self._owner, self._clock()
+        finished = self._record(lambda uow: uow.jobs.record_synced(job, owner, result, now))
         log.info("class_synced", qb_id=result.id, sync_token=result.sync_token, finished=finished)
         self._publish(job)
 
     def _fail(self, job: ClaimedJob, code: str, message: str) -> None:
-        with self._uow_factory() as uow:
-            uow.jobs.record_failed(
-                job, self.owner, error_code=code, error_message=message, now=self._clock()
+        owner, now = self._owner, self._clock()
+        self._record(
+            lambda uow: uow.jobs.record_failed(
+                job, owner, error_code=code, error_message=message, now=now
             )
-            uow.commit()
+        )
         log.warning("class_sync_failed", error_code=code, error=message)
         self._publish(job)
 
@@ -353,11 +429,11 @@ class SyncEngine:
         count: bool,
         unknown: bool = False,
     ) -> None:
-        now = self._clock()
-        with self._uow_factory() as uow:
-            uow.jobs.retry_later(
+        owner, now = self._owner, self._clock()
+        self._record(
+            lambda uow: uow.jobs.retry_later(
                 job,
-                self.owner,
+                owner,
                 at=now + wait,
                 error_code=code,
                 error_message=message,
@@ -365,7 +441,7 @@ class SyncEngine:
                 outcome_unknown=unknown,
                 now=now,
             )
-            uow.commit()
+        )
         if wait.total_seconds() < self._poll_seconds:
             # Due again before the next poll (a child waiting for its parent): look again then.
             timer = threading.Timer(wait.total_seconds(), self._wake.set)
@@ -419,8 +495,13 @@ class SyncEngine:
         )
 
     def _publish(self, job: ClaimedJob) -> None:
-        with self._uow_factory() as uow:
-            states = uow.jobs.states([job.class_id])
+        try:
+            with self._uow_factory() as uow:
+                states = uow.jobs.states([job.class_id])
+        except Exception:
+            # The outcome is stored; waiting callers also poll the database, so they still see it.
+            log.warning("sync_publish_failed", exc_info=True)
+            return
         settled = [s for s in states.values() if _is_settled(s)]
         if settled:
             self._board.post(settled)

@@ -1,0 +1,141 @@
+"""Engine bookkeeping under faults: leases outlive slow calls; lost outcome writes are retried."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from classsync.bootstrap import build_storage, build_token_manager
+from classsync.domain import ClassInput, SyncStatus, validate
+from classsync.qbo.gateway import QuickbooksGateway
+from classsync.store.models import SyncJob
+from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
+from classsync.sync.backoff import RetryPolicy
+from classsync.sync.engine import SyncEngine, utcnow
+from classsync.sync.limiter import RateLimiter
+from classsync.sync.settled import SettledBoard
+from tests.e2e.conftest import Service, service_settings
+from tests.faults.harness import (
+    audit,
+    chunked,
+    class_tree,
+    db_engine,
+    stream,
+    wait_for,
+    wait_until_settled,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def _in_flight(box: Any, realm_id: str) -> int:
+    return int(box.admin.counters()["realms"].get(realm_id, {}).get("in_flight", 0))
+
+
+def test_a_call_longer_than_the_lease_is_not_redone_by_a_sibling_worker(
+    service_factory: Callable[..., Service], sandbox_factory: Callable[..., Any]
+) -> None:
+    # Every QBO call takes 2.5 s, the lease is 1 s: without lease renewal a sibling worker
+    # reclaims the job mid-call as "outcome unknown" and looks it up / writes it a second time.
+    box = sandbox_factory(latency_ms=2500)
+    realm = box.admin.create_realm()
+    svc = service_factory(
+        sandbox_=box, realm_=realm, sync_lease_seconds=1.0, sync_workers=3, qbo_timeout_seconds=10
+    )
+    classes = class_tree("lease", 6, fanout=1)  # six top-level Classes: one batch
+    stream(svc.app.port, chunked(classes, 6))
+    engine = db_engine(svc.settings.database_url)
+    try:
+        wait_until_settled(engine, expected_rows=6, timeout=30)
+        # A sibling's second look-up may still be under way: the sandbox counts it when answered.
+        time.sleep(1.5)
+        wait_for(lambda: _in_flight(box, svc.realm_id) == 0, timeout=10, what="QBO calls to end")
+        result = audit(engine, box.admin, svc.realm_id)
+    finally:
+        engine.dispose()
+    assert result.problems == []
+    requests = {
+        name: by_status
+        for name, by_status in box.admin.counters()["requests"].items()
+        if not name.startswith("oauth.")
+    }
+    # One batch wrote all six; nothing was looked up or written again.
+    assert set(requests) == {"batch"}
+    assert sum(requests["batch"].values()) == 1
+
+
+class _KillOnRecordUnitOfWork(SqlAlchemyUnitOfWork):
+    """A real unit of work whose first "job SYNCED" commit loses its database connection.
+
+    The backend is terminated server-side (pg_terminate_backend on its own pid), exactly what
+    an operator, a failover or a network cut does; the commit then fails with OperationalError.
+    """
+
+    armed = True
+    lock = threading.Lock()
+
+    def commit(self) -> None:
+        """Kill our own backend before the first commit that would record a sync."""
+        session = self._session
+        recording = any(
+            isinstance(obj, SyncJob) and obj.status == SyncStatus.SYNCED.value
+            for obj in session.dirty
+        )
+        with self.lock:
+            fire = recording and _KillOnRecordUnitOfWork.armed
+            if fire:
+                _KillOnRecordUnitOfWork.armed = False
+        if fire:
+            session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        super().commit()
+
+
+def test_a_lost_connection_while_recording_a_sync_is_retried_not_left_to_the_lease(
+    database_url: str, sandbox_factory: Callable[..., Any]
+) -> None:
+    box = sandbox_factory()
+    realm = box.admin.create_realm()
+    # A lease far longer than the test's wait: only an immediate retry of the write can pass.
+    settings = service_settings(database_url, box, realm)
+    storage = build_storage(settings, migrate=False)
+    gateway = QuickbooksGateway(
+        build_token_manager(settings, storage),
+        api_base_url=settings.api_base_url,
+        environment=settings.intuit_environment,
+        client_id=settings.qbo_client_id,
+        timeout_s=5.0,
+    )
+    engine = SyncEngine(
+        lambda: _KillOnRecordUnitOfWork(storage.session_factory),
+        gateway,
+        RateLimiter(),
+        RetryPolicy(base_seconds=0.1, max_seconds=1.0),
+        SettledBoard(),
+        workers=1,
+        lease_seconds=60.0,
+        poll_seconds=0.1,
+        batch_size=30,
+    )
+    _KillOnRecordUnitOfWork.armed = True
+    with storage.uow() as uow:
+        items = [validate(ClassInput(name=f"Rec{i}")) for i in range(5)]
+        uow.classes.save_batch(items, realm["realm_id"], utcnow())  # type: ignore[arg-type]
+        uow.commit()
+    db = db_engine(database_url)
+    engine.start()
+    try:
+        wait_until_settled(db, expected_rows=5, timeout=10)
+        result = audit(db, box.admin, realm["realm_id"])
+    finally:
+        engine.stop(timeout=5)
+        storage.engine.dispose()
+        db.dispose()
+    assert not _KillOnRecordUnitOfWork.armed  # the connection really was killed mid-record
+    assert result.problems == []
+    api_calls = {n for n in box.admin.counters()["requests"] if not n.startswith("oauth.")}
+    assert api_calls == {"batch"}  # recorded from memory: no "outcome unknown" look-ups

@@ -1,0 +1,197 @@
+"""Real `classsync serve` processes: SIGKILL mid-sync then restart; two replicas on one database."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from classsync.domain import SyncStatus
+from tests.e2e.processes import ServerProcess, server_env
+from tests.faults.harness import (
+    Figures,
+    accepted_ids,
+    audit,
+    chunked,
+    class_tree,
+    db_engine,
+    job_counts,
+    record,
+    sandbox_figures,
+    stream,
+    wait_for,
+    wait_until_settled,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# A killed worker's leases expire after 3 s, so its jobs are reclaimed quickly; the attempt budget
+# is raised because test backoffs are ~60x shorter than production's (see test_qbo_faults.py).
+_PROCESS_ENV = {
+    "SYNC_LEASE_SECONDS": "3",
+    "SYNC_MAX_ATTEMPTS": "40",
+    "LOG_LEVEL": "INFO",
+}
+
+
+def _synced(engine: Any) -> int:
+    return job_counts(engine).get(SyncStatus.SYNCED.value, 0)
+
+
+def _log_count(server: ServerProcess, event: str) -> int:
+    return server.output().count(f'"event": "{event}"')
+
+
+def _check(
+    request: pytest.FixtureRequest,
+    engine: Any,
+    box: Any,
+    realm_id: str,
+    *,
+    fault: str,
+    sent: int,
+    accepted: set[str],
+    recover: float,
+    started: float,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    result = audit(engine, box.admin, realm_id, accepted)
+    counters = sandbox_figures(box.admin, realm_id)
+    record(
+        Figures(
+            test=request.node.nodeid,
+            fault=fault,
+            sent=sent,
+            accepted=len(accepted),
+            synced=result.synced,
+            lost=result.lost,
+            duplicates=result.duplicates,
+            recover_seconds=recover,
+            wall_seconds=time.monotonic() - started,
+            extra={**counters, **extra},
+        )
+    )
+    assert result.problems == []
+    assert result.lost == 0
+    assert result.duplicates == 0
+    assert result.rows == result.synced == result.sandbox_classes
+    return counters
+
+
+def test_sigkill_mid_sync_then_restart(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    sandbox_factory: Callable[..., Any],
+    started_at: float,
+) -> None:
+    # 100 ms per QBO call keeps a batch in flight almost all the time: the kill lands mid-call.
+    box = sandbox_factory(latency_ms=100)
+    realm = box.admin.create_realm()
+    env = server_env(database_url, box, realm, **_PROCESS_ENV)
+    engine = db_engine(database_url)
+    first: ServerProcess | None = None
+    second: ServerProcess | None = None
+    try:
+        first = ServerProcess(env)
+        classes = class_tree("kill", 500)
+        accepted = accepted_ids(stream(first.port, chunked(classes, 50)))
+        assert len(accepted) == 500
+        wait_for(lambda: _synced(engine) >= 100, timeout=60, what="100 Classes synced")
+        first.process.kill()  # SIGKILL: no drain, no lease release
+        killed_at = time.monotonic()
+        first.kill()
+        at_kill = _synced(engine)
+        assert at_kill < 500, "the kill came too late to be mid-sync"
+        second = ServerProcess(env)
+        recover = time.monotonic() - killed_at
+        recover += wait_until_settled(engine, expected_rows=500, timeout=90)
+        counters = _check(
+            request,
+            engine,
+            box,
+            realm["realm_id"],
+            fault="b. SIGKILL mid-sync, restart (500)",
+            sent=500,
+            accepted=accepted,
+            recover=recover,
+            started=started_at,
+            extra={"synced_at_kill": at_kill},
+        )
+        assert counters["qbo_classes_created"] == 500
+    finally:
+        for server in (first, second):
+            if server is not None:
+                server.kill()
+        engine.dispose()
+
+
+def test_two_server_processes_on_one_database_sync_2000_classes(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    sandbox_factory: Callable[..., Any],
+    started_at: float,
+) -> None:
+    # QBO's limits are per realm. The replicas register in the database and each takes 1/N of
+    # the budget it is configured with (classsync/sync/replicas.py), so both get the realm's
+    # values: 10 in flight and, here, 300 calls/min (150 each). The sandbox's window is 6 s
+    # instead of 60 s so the run takes seconds: 30 calls per 6 s stays under its 40 batches
+    # and 500 requests per window, so QBO should never have to throttle the pair.
+    box = sandbox_factory(latency_ms=20, rate_window=6)
+    realm = box.admin.create_realm()
+    env = server_env(database_url, box, realm, **_PROCESS_ENV, QBO_REQUESTS_PER_MINUTE="300")
+    engine = db_engine(database_url)
+    servers: list[ServerProcess] = []
+    try:
+        for _ in range(2):
+            servers.append(ServerProcess(env))
+        classes = class_tree("duo", 2000)
+        # 400 Classes go to both replicas at once: concurrent ingest of the same new names.
+        shares = [classes[:1200], classes[800:]]
+        replies: dict[int, set[str]] = {}
+        errors: list[BaseException] = []
+
+        def send(index: int) -> None:
+            try:
+                replies[index] = accepted_ids(
+                    stream(servers[index].port, chunked(shares[index], 40), pause=0.02)
+                )
+            except BaseException as error:  # reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        assert not any(thread.is_alive() for thread in threads)
+        # The same Class sent to both replicas is the same row (same id on both answers).
+        overlap = replies[0] & replies[1]
+        assert len(overlap) == 400
+        accepted = replies[0] | replies[1]
+        assert len(accepted) == 2000
+        settle = wait_until_settled(engine, expected_rows=2000, timeout=120)
+        synced_by = [_log_count(server, "class_synced") for server in servers]
+        counters = _check(
+            request,
+            engine,
+            box,
+            realm["realm_id"],
+            fault="e. two replicas, one PostgreSQL (2000)",
+            sent=len(shares[0]) + len(shares[1]),
+            accepted=accepted,
+            recover=settle,
+            started=started_at,
+            extra={"synced_by_replica": synced_by},
+        )
+        # Both replicas did part of the work, and splitting QBO's limits kept them unthrottled.
+        assert all(count > 0 for count in synced_by)
+        assert counters["qbo_throttled"] == 0
+        assert counters["qbo_classes_created"] == 2000
+    finally:
+        for server in servers:
+            server.kill()
+        engine.dispose()
