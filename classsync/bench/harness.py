@@ -41,6 +41,14 @@ class Stack:
             )
         )
 
+    def synced_times(self) -> list[float]:
+        """When each job was recorded SYNCED, as seconds since the epoch, in order."""
+        rows = self._query(
+            'SELECT extract(epoch FROM "syncedAt") FROM "ClasssyncJob" '
+            "WHERE status = 'SYNCED' ORDER BY \"syncedAt\""
+        )
+        return [float(row[0]) for row in rows]
+
     def stored_classes(self) -> int:
         """Rows in QBClass."""
         return int(self._query('SELECT count(*) FROM "QBClass"')[0][0])

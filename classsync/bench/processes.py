@@ -68,6 +68,11 @@ class _Child:
         """The child's process id."""
         return self.process.pid
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the child has used so far."""
+        times = psutil.Process(self.pid).cpu_times()
+        return float(times.user + times.system)
+
     def stop(self, timeout: float = 15.0) -> None:
         """Ask the child to stop (SIGTERM), kill it if it will not."""
         if self.process.poll() is None:
@@ -161,11 +166,6 @@ class ServerProcess(_Child):
     def rss_bytes(self) -> int:
         """Resident memory now."""
         return int(psutil.Process(self.pid).memory_info().rss)
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time the server has used so far."""
-        times = psutil.Process(self.pid).cpu_times()
-        return float(times.user + times.system)
 
 
 class Sampler:

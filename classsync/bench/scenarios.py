@@ -75,17 +75,6 @@ def ingest(cfg: BenchSettings, admin_url: str, workdir: Path) -> dict[str, Any]:
     return {"runs": runs, "concurrency": cfg.ingest_concurrency}
 
 
-def _crossing(samples: list[tuple[float, int]], level: float) -> float | None:
-    """When the sampled count first reached ``level`` (linear between samples)."""
-    previous = (0.0, 0)
-    for t, value in samples:
-        if value >= level:
-            t0, v0 = previous
-            return t if value == v0 else t0 + (t - t0) * (level - v0) / (value - v0)
-        previous = (t, value)
-    return None
-
-
 def _sync_run(
     cfg: BenchSettings,
     admin_url: str,
@@ -122,22 +111,31 @@ def _sync_run(
     expected = classes / ceiling * 60.0 * (1 if not batch else 0.2)
     with stack(admin_url, workdir, name, sandbox=sandbox, server=server) as st:
         client = LoadClient(st.server.address)
-        with Sampler(lambda: st.realm_counters(), interval=0.25) as sampler:
-            client.run(streams, concurrency=4, wait_seconds=0)
-            done = wait_until(
-                lambda: _settled(st.job_counts()) >= classes,
-                timeout=max(30.0, expected * 2.5),
-                interval=0.25,
-            )
+        cpu0 = (st.server.cpu_seconds(), st.sandbox.cpu_seconds(), st.postgres_cpu_seconds())
+        client.run(streams, concurrency=4, wait_seconds=0)
+        done = wait_until(
+            lambda: _settled(st.job_counts()) >= classes,
+            timeout=max(30.0, expected * 2.5),
+            interval=0.25,
+        )
         client.close()
+        cpu = (st.server.cpu_seconds(), st.sandbox.cpu_seconds(), st.postgres_cpu_seconds())
         counters = st.realm_counters()
         jobs, failures = st.job_counts(), st.failure_codes()
-    created = [(t, int(c.get("classes_created", 0))) for t, c in sampler.samples]
-    t_lo, t_hi = _crossing(created, 0.1 * classes), _crossing(created, 0.9 * classes)
-    steady = 0.8 * classes / (t_hi - t_lo) * 60.0 if t_lo is not None and t_hi else 0.0
-    first = _crossing(created, 1)
-    last = _crossing(created, classes)
-    whole = (classes - 1) / (last - first) * 60.0 if first is not None and last else 0.0
+        synced = st.synced_times()
+    # Rates come from the engine's own "syncedAt" stamps (ms precision): the middle 80 % of the
+    # run is the steady state, free of start-up (token, first claims) and of the tail.
+    steady = whole = 0.0
+    if len(synced) >= 5:
+        lo, hi = int(0.1 * (len(synced) - 1)), int(0.9 * (len(synced) - 1))
+        if synced[hi] > synced[lo]:
+            steady = (hi - lo) / (synced[hi] - synced[lo]) * 60.0
+        if synced[-1] > synced[0]:
+            whole = (len(synced) - 1) / (synced[-1] - synced[0]) * 60.0
+    per_class = {
+        part: round((after - before) / max(len(synced), 1) * 1e6)
+        for part, before, after in zip(("server", "sandbox", "postgres"), cpu0, cpu, strict=True)
+    }
     unit = "Classes/min" if not batch else "Classes/min (batch items)"
     items_ceiling = ceiling if not batch else min(ceiling, 40 * ceiling // 500) * 30
     return {
@@ -158,7 +156,8 @@ def _sync_run(
         "max_in_flight_seen": int(counters.get("max_in_flight", 0)),
         "jobs": jobs,
         "failed_by_code": failures,
-        "timeline": _per_minute(created),
+        "cpu_us_per_class": per_class,
+        "timeline": _per_minute(synced),
     }
 
 
@@ -166,14 +165,15 @@ def _settled(jobs: dict[str, int]) -> int:
     return jobs.get("SYNCED", 0) + jobs.get("FAILED", 0)
 
 
-def _per_minute(created: list[tuple[float, int]]) -> list[list[float]]:
-    """Classes/min between successive ~1 s points of the sampled counter."""
-    points, last = [], (0.0, 0)
-    for t, value in created:
-        if t - last[0] >= 1.0:
-            points.append([round(t, 2), round((value - last[1]) / (t - last[0]) * 60.0)])
-            last = (t, value)
-    return points
+def _per_minute(stamps: list[float]) -> list[list[float]]:
+    """Classes/min in 1 s bins from the first sync."""
+    if not stamps:
+        return []
+    bins: dict[int, int] = {}
+    for stamp in stamps:
+        index = int(stamp - stamps[0])
+        bins[index] = bins.get(index, 0) + 1
+    return [[float(i + 1), bins.get(i, 0) * 60.0] for i in range(max(bins) + 1)]
 
 
 def sync(cfg: BenchSettings, admin_url: str, workdir: Path) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def smoke_settings() -> BenchSettings:
         ingest_concurrency=4,
         big_stream_classes=2000,
         sync_classes=200,
-        real_classes=6,
+        real_classes=20,
         batch_classes=300,
         overhead_calls=10,
         memory_stream_sizes=(1000, 3000),
