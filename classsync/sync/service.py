@@ -200,8 +200,16 @@ class IngestService:
         return [_outcome(a, states.get(a.class_id)) for a in accepted]
 
     def _poll(self, class_ids: set[str]) -> dict[str, JobState]:
-        with self._uow_factory() as uow:
-            return uow.jobs.states(sorted(class_ids))
+        # Reporting is best effort: the Classes are committed already. A connection lost here
+        # (database restart, killed backend) is retried once on a fresh one; failing that, the
+        # Classes are answered PENDING rather than failing a call whose work is done.
+        for attempt in (1, 2):
+            try:
+                with self._uow_factory() as uow:
+                    return uow.jobs.states(sorted(class_ids))
+            except OperationalError:
+                log.warning("sync_state_lookup_failed", attempt=attempt, exc_info=True)
+        return {}
 
 
 def _settled(state: JobState) -> bool:

@@ -18,6 +18,7 @@ from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
 from classsync.sync.backoff import RetryPolicy
 from classsync.sync.engine import SyncEngine, utcnow
 from classsync.sync.limiter import RateLimiter
+from classsync.sync.service import Accepted, IngestService
 from classsync.sync.settled import SettledBoard
 from tests.e2e.conftest import Service, service_settings
 from tests.faults.harness import (
@@ -139,3 +140,58 @@ def test_a_lost_connection_while_recording_a_sync_is_retried_not_left_to_the_lea
     assert result.problems == []
     api_calls = {n for n in box.admin.counters()["requests"] if not n.startswith("oauth.")}
     assert api_calls == {"batch"}  # recorded from memory: no "outcome unknown" look-ups
+
+
+class _KillOnReadUnitOfWork(SqlAlchemyUnitOfWork):
+    """A real unit of work whose connection is terminated (from outside) as soon as it opens."""
+
+    armed = False
+    admin: Any = None
+
+    def __enter__(self) -> _KillOnReadUnitOfWork:
+        super().__enter__()
+        if _KillOnReadUnitOfWork.armed:
+            _KillOnReadUnitOfWork.armed = False
+            pid = self._session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with _KillOnReadUnitOfWork.admin.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        return self
+
+
+def test_a_lost_connection_while_reporting_answers_pending_instead_of_failing_the_call(
+    database_url: str,
+) -> None:
+    storage = build_storage(service_settings(database_url, _NoSandbox(), _NO_REALM), migrate=False)
+    admin = db_engine(database_url)
+    _KillOnReadUnitOfWork.admin = admin
+    ingest = IngestService(
+        lambda: _KillOnReadUnitOfWork(storage.session_factory),
+        SettledBoard(),
+        lambda: None,
+        realm_id="1",
+        max_classes_per_request=10,
+    )
+    try:
+        results = ingest.ingest(
+            [ClassInput(name="Stored"), ClassInput(name="AlsoStored")],
+            first_stream_index=0,
+            request_number=1,
+        )
+        accepted = [r for r in results if isinstance(r, Accepted)]
+        assert len(accepted) == 2
+        _KillOnReadUnitOfWork.armed = True
+        outcomes = ingest.settle(accepted, timeout=0)
+    finally:
+        storage.engine.dispose()
+        admin.dispose()
+    assert not _KillOnReadUnitOfWork.armed  # the reporting connection really was killed
+    # Both are stored and will sync: the caller hears PENDING, not an error for the whole call.
+    assert [(o.status.value, bool(o.id)) for o in outcomes] == [("PENDING", True)] * 2
+
+
+class _NoSandbox:
+    discovery_url = "http://127.0.0.1:9/.well-known/openid_configuration"
+    api_base_url = "http://127.0.0.1:9/v3"
+
+
+_NO_REALM = {"realm_id": "1", "refresh_token": "unused"}

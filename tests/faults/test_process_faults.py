@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -41,8 +42,25 @@ def _synced(engine: Any) -> int:
     return job_counts(engine).get(SyncStatus.SYNCED.value, 0)
 
 
+def _log_events(server: ServerProcess, event: str) -> list[dict[str, Any]]:
+    found = []
+    for line in server.output().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("event") == event:
+            found.append(entry)
+    return found
+
+
 def _log_count(server: ServerProcess, event: str) -> int:
-    return server.output().count(f'"event": "{event}"')
+    return len(_log_events(server, event))
+
+
+def _replicas_seen(server: ServerProcess) -> int:
+    changes = _log_events(server, "replica_count_changed")
+    return int(changes[-1]["replicas"]) if changes else 1
 
 
 def _check(
@@ -147,6 +165,9 @@ def test_two_server_processes_on_one_database_sync_2000_classes(
     try:
         for _ in range(2):
             servers.append(ServerProcess(env))
+        # Both replicas have seen each other (heartbeats every 5 s) and halved their limits.
+        for server in servers:
+            wait_for(lambda s=server: _replicas_seen(s) == 2, timeout=15, what="2 replicas")
         classes = class_tree("duo", 2000)
         # 400 Classes go to both replicas at once: concurrent ingest of the same new names.
         shares = [classes[:1200], classes[800:]]
