@@ -30,24 +30,28 @@ def class_response(outcomes: Iterable[ClassOutcome]) -> pb.ClassResponse:
     """One ClassResponse covering ``outcomes``: ✅ only if every Class reached QBO.
 
     ``ids`` lists the local ids of the Classes stored and synced, each once, in stream order.
+    ``outcomes`` is read once, so it may be a generator (a long stream's answer is built without
+    holding every outcome at once).
     """
-    outcomes = list(outcomes)
-    ids: list[str] = []
+    response = pb.ClassResponse()
     seen: set[str] = set()
+    count = 0
+    ok = True
     for outcome in outcomes:
-        if outcome.succeeded and outcome.id not in seen:
+        count += 1
+        _add_result(response, outcome)
+        if not outcome.succeeded:
+            ok = False
+        elif outcome.id not in seen:
             seen.add(outcome.id)
-            ids.append(outcome.id)
-    ok = bool(outcomes) and all(o.succeeded for o in outcomes)
-    return pb.ClassResponse(
-        ids=ids,
-        message=SUCCESS_MESSAGE if ok else FAILURE_MESSAGE,
-        results=[_result(o) for o in outcomes],
-    )
+            response.ids.append(outcome.id)
+    response.message = SUCCESS_MESSAGE if ok and count else FAILURE_MESSAGE
+    return response
 
 
-def _result(outcome: ClassOutcome) -> pb.ClassResult:
-    return pb.ClassResult(
+def _add_result(response: pb.ClassResponse, outcome: ClassOutcome) -> None:
+    # add() builds the message in place: no separate ClassResult object per Class.
+    response.results.add(
         stream_index=outcome.stream_index,
         request_index=outcome.request_index,
         id=outcome.id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -20,6 +22,9 @@ PER_REQUEST = "per-request"
 WAIT_KEY = "x-classsync-wait-seconds"
 # Leave this much of the caller's deadline to send the answer.
 _DEADLINE_MARGIN_S = 0.5
+# Default mode answers a whole stream at once: its outcomes are looked up and turned into result
+# messages this many at a time, so only the answer itself grows with the stream.
+_ANSWER_CHUNK = 1000
 
 
 class ClassServiceServicer(pb_grpc.ClassServiceServicer):
@@ -57,17 +62,44 @@ class ClassServiceServicer(pb_grpc.ClassServiceServicer):
                 pending.extend(accepted)
                 answered.extend(refused)
         if not per_request:
-            settled = self._settle(pending, context, wait_cap)
-            yield convert.class_response(_in_order(answered, settled))
+            yield convert.class_response(self._answer_stream(answered, pending, context, wait_cap))
+
+    def _answer_stream(
+        self,
+        refused: list[ClassOutcome],
+        accepted: list[Accepted],
+        context: grpc.ServicerContext,
+        wait_cap: float,
+    ) -> Iterator[ClassOutcome]:
+        """Every outcome of the stream, in stream order, settled a chunk at a time.
+
+        One answer covers the whole stream, so building it all at once held several objects per
+        Class (states, outcomes, a sorted copy, result messages): memory grew with stream length
+        (docs/performance.md). Chunks share one deadline, so the wait is the same as settling
+        everything together: Classes synced meanwhile are found by each chunk's first look.
+        """
+        deadline = time.monotonic() + self._timeout(context, wait_cap)
+
+        def settled() -> Iterator[ClassOutcome]:
+            for start in range(0, len(accepted), _ANSWER_CHUNK):
+                chunk = accepted[start : start + _ANSWER_CHUNK]
+                timeout = max(0.0, deadline - time.monotonic())
+                yield from self._ingest.settle(chunk, timeout=timeout, is_active=context.is_active)
+
+        return heapq.merge(sorted(refused, key=_position), settled(), key=_position)
 
     def _settle(
         self, accepted: list[Accepted], context: grpc.ServicerContext, wait_cap: float
     ) -> list[ClassOutcome]:
-        remaining = context.time_remaining()
-        timeout = wait_cap
-        if remaining is not None:
-            timeout = max(0.0, min(timeout, remaining - _DEADLINE_MARGIN_S))
+        timeout = self._timeout(context, wait_cap)
         return self._ingest.settle(accepted, timeout=timeout, is_active=context.is_active)
+
+    @staticmethod
+    def _timeout(context: grpc.ServicerContext, wait_cap: float) -> float:
+        remaining = context.time_remaining()
+        if remaining is None:
+            return wait_cap
+        return max(0.0, min(wait_cap, remaining - _DEADLINE_MARGIN_S))
 
 
 def _wait_override(value: str | None, default: float) -> float:
@@ -80,5 +112,10 @@ def _wait_override(value: str | None, default: float) -> float:
         return default
 
 
+def _position(outcome: ClassOutcome) -> tuple[bool, int]:
+    # Stream order; whole-request refusals (stream_index -1, e.g. an empty request) last.
+    return (outcome.stream_index < 0, outcome.stream_index)
+
+
 def _in_order(refused: list[ClassOutcome], settled: list[ClassOutcome]) -> list[ClassOutcome]:
-    return sorted([*refused, *settled], key=lambda o: (o.stream_index < 0, o.stream_index))
+    return sorted([*refused, *settled], key=_position)

@@ -102,8 +102,8 @@ def main(argv: list[str]) -> int:
     report.write_json(result, out / "report.json")
     report.write_chart(result, out / "chart.png")
     print(report.table(rows))
-    for name, error in result["errors"].items():
-        print(f"scenario {name} failed: {error}")
+    for name, message in result["errors"].items():
+        print(f"scenario {name} failed: {message}")
     print(
         f"\nreport: {out / 'report.json'}  chart: {out / 'chart.png'}  ({result['meta']['seconds']} s)"
     )

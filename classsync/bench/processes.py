@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import psutil
 
@@ -84,7 +84,7 @@ class _Child:
                 self.process.wait(5)
         self._log_file.close()
 
-    def __enter__(self) -> _Child:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -190,7 +190,7 @@ class Sampler:
             if self._stop.wait(self._interval):
                 return
 
-    def __enter__(self) -> Sampler:
+    def __enter__(self) -> Self:
         self.started = time.perf_counter()
         self._thread.start()
         return self

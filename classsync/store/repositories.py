@@ -7,9 +7,11 @@ import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import Table, and_, bindparam, case, func, or_, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import FromClause
 
 from classsync.domain import (
     ClassInput,
@@ -89,7 +91,7 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
 _BULK_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
-def _insert_rows(session: Session, table: Table, rows: list[dict[str, object]]) -> None:
+def _insert_rows(session: Session, source: FromClause, rows: list[dict[str, object]]) -> None:
     """Insert ``rows`` (dicts keyed by column name) in one statement on PostgreSQL.
 
     An executemany runs the INSERT (and its foreign-key check) once per row on the server and
@@ -100,6 +102,7 @@ def _insert_rows(session: Session, table: Table, rows: list[dict[str, object]]) 
     """
     if not rows:
         return
+    table = cast(Table, source)  # a mapped class's __table__ is typed as its FromClause base
     bind = session.connection()
     if bind.dialect.name != "postgresql":
         session.execute(table.insert(), rows)
