@@ -76,8 +76,8 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             _row(
                 "d. memory",
-                f"server peak RSS, one stream x {run['classes']:,} "
-                f"(baseline {run['baseline_rss_mb']} MB)",
+                f"server peak RSS, one stream x {run['classes']:,}, {run['mode']} answer "
+                f"(baseline {run['baseline_rss_mb']} MB, +{run['growth_bytes_per_class']} B/Class)",
                 f"{run['peak_rss_mb']} MB",
                 f"<= {RSS_TARGET_MB:g} MB" if largest else "-",
                 run["peak_rss_mb"] <= RSS_TARGET_MB if largest else None,
@@ -144,7 +144,7 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
     for run in scenarios.get("memory", {}).get("runs", []):
         if run["timeline"]:
             xs, ys = zip(*run["timeline"], strict=True)
-            ax.plot(xs, ys, label=f"{run['classes']:,}-Class stream")
+            ax.plot(xs, ys, label=f"{run['classes']:,}-Class stream, {run['mode']} answer")
     ax.axhline(RSS_TARGET_MB, color="grey", linestyle=":", label="target 250 MB")
     ax.set(title="d. server RSS", xlabel="s", ylabel="MB")
     ax.legend(fontsize=8)

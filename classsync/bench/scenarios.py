@@ -245,28 +245,31 @@ def overhead(cfg: BenchSettings, admin_url: str, workdir: Path) -> dict[str, Any
 
 
 def memory(cfg: BenchSettings, admin_url: str, workdir: Path) -> dict[str, Any]:
-    """d. Server peak RSS while one stream carries N Classes (fresh server process per size)."""
+    """d. Server peak RSS while one stream carries N Classes (a fresh server process per mode)."""
     runs = []
-    for size in cfg.memory_stream_sizes:
-        stream = make_stream(make_classes(f"mem{size}", size), MAX_PER_REQUEST)
-        with stack(admin_url, workdir, f"memory-{size}", sandbox=_NO_LIMITS, server=PAUSED) as st:
+    size = cfg.memory_stream_classes
+    for mode in ("default", "per-request"):
+        stream = make_stream(make_classes(f"mem{mode}", size), MAX_PER_REQUEST)
+        with stack(admin_url, workdir, f"memory-{mode}", sandbox=_NO_LIMITS, server=PAUSED) as st:
             client = LoadClient(st.server.address, channels=1)
             client.send(make_stream(make_classes("warm", 100), 100), wait_seconds=0)
             baseline = st.server.rss_bytes()
             with Sampler(st.server.rss_bytes, interval=0.05) as sampler:
                 started = time.perf_counter()
-                result = client.send(stream, wait_seconds=0)
+                result = client.send(stream, wait_seconds=0, per_request=mode == "per-request")
                 seconds = time.perf_counter() - started
             peak = max(st.server.peak_rss_bytes(), *(v for _, v in sampler.samples))
             client.close()
         runs.append(
             {
                 "classes": size,
+                "mode": mode,
                 "stored": result.stored,
                 "seconds": round(seconds, 2),
                 "baseline_rss_mb": round(baseline / 2**20, 1),
                 "peak_rss_mb": round(peak / 2**20, 1),
+                "growth_bytes_per_class": round((peak - baseline) / size),
                 "timeline": [[round(t, 2), round(v / 2**20, 1)] for t, v in sampler.samples],
             }
         )
-    return {"runs": runs, "mode": "default (one answer after the stream), wait 0"}
+    return {"runs": runs, "wait_seconds": 0}

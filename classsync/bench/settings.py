@@ -17,17 +17,18 @@ class BenchSettings:
     # b. sync at the ceiling: a scaled ceiling (runs in seconds) and QBO's real 500/min
     sync_ceiling_per_minute: int = 6000
     sync_latency_ms: float = 100.0
-    sync_classes: int = 2000
+    sync_classes: int = 1500
     real_ceiling_per_minute: int = 500
     real_classes: int = 150
     max_in_flight: int = 10
     sync_workers: int = 16
-    batch_classes: int = 3000
+    batch_classes: int = 2000
     # c. overhead: sequential one-Class streams
     overhead_calls: int = 200
     overhead_latency_ms: float = 50.0
-    # d. memory: one stream of each size, each on a fresh server process
-    memory_stream_sizes: tuple[int, ...] = (10_000, 100_000)
+    # d. memory: one stream, answered once at the end (default) and per request, each on a
+    # fresh server process
+    memory_stream_classes: int = 100_000
 
     @property
     def scaled_window_seconds(self) -> float:
@@ -46,5 +47,5 @@ def smoke_settings() -> BenchSettings:
         real_classes=20,
         batch_classes=300,
         overhead_calls=10,
-        memory_stream_sizes=(1000, 3000),
+        memory_stream_classes=3000,
     )

@@ -36,6 +36,7 @@ def test_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
         assert run["jobs"].get("SYNCED") == run["classes"], run["name"]
     assert report["scenarios"]["overhead"]["not_synced"] == 0
     memory = report["scenarios"]["memory"]["runs"]
+    assert {run["mode"] for run in memory} == {"default", "per-request"}
     assert all(run["stored"] == run["classes"] and run["peak_rss_mb"] > 0 for run in memory)
     measured = {row["scenario"] for row in report["targets"]}
     assert measured == {"a. ingest", "b. sync", "c. overhead", "d. memory"}
