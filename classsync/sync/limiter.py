@@ -11,6 +11,9 @@ from contextlib import contextmanager
 # QBO's published limits (qbo-reference.md §4): 10 in flight and 500 requests per minute per realm.
 # Pacing spreads calls evenly (one every 60/rpm s) inside a sliding one-minute window, so a busy
 # realm runs at the ceiling without ever tripping it; a 429 pauses the whole realm.
+# Batch requests also count against QBO's 40 batch requests per minute per realm and app (§4):
+# that is 40 per 500 requests, a ratio kept when the request ceiling is configured otherwise.
+_BATCH_PER_REQUEST = 40 / 500
 
 
 class _RealmGate:
@@ -25,6 +28,9 @@ class _RealmGate:
         self.paused_until = 0.0
         self.lock = threading.Lock()
         self.clock = clock
+        self.batch_per_minute = _batches_for(per_minute)
+        self.batch_window: deque[float] = deque()
+        self.next_batch = 0.0
 
     def resize(self, max_in_flight: int, per_minute: int) -> None:
         """Apply this process's share of the realm's limits (other replicas hold the rest)."""
@@ -34,6 +40,24 @@ class _RealmGate:
         with self.lock:
             self.per_minute = per_minute
             self.interval = 60.0 / per_minute
+            self.batch_per_minute = _batches_for(per_minute)
+
+    def reserve_batch(self) -> float:
+        """Book a batch start within the batch budget; returns how long to wait for it.
+
+        Called before a request slot is taken, so a batch waiting for its budget never holds
+        a slot that single calls could use.
+        """
+        with self.lock:
+            now = self.clock()
+            while self.batch_window and self.batch_window[0] <= now - 60.0:
+                self.batch_window.popleft()
+            start = max(now, self.next_batch)
+            if len(self.batch_window) >= self.batch_per_minute:
+                start = max(start, self.batch_window[-self.batch_per_minute] + 60.0)
+            self.batch_window.append(start)
+            self.next_batch = start + 60.0 / self.batch_per_minute
+            return start - now
 
     def acquire_slot(self) -> None:
         with self.slot_freed:
@@ -115,9 +139,16 @@ class RateLimiter:
         return self._replicas
 
     @contextmanager
-    def call(self, realm_id: str) -> Iterator[None]:
-        """Hold one QBO request slot for ``realm_id`` for the duration of the block."""
+    def call(self, realm_id: str, *, batch: bool = False) -> Iterator[None]:
+        """Hold one QBO request slot for ``realm_id`` for the duration of the block.
+
+        ``batch=True`` for a ``/batch`` request: it is paced by the batch budget as well.
+        """
         gate = self._gate(realm_id)
+        if batch:
+            wait = gate.reserve_batch()
+            if wait > 0:
+                self._sleep(wait)
         gate.acquire_slot()
         try:
             wait = gate.reserve()
@@ -138,3 +169,7 @@ class RateLimiter:
     def paused_for(self, realm_id: str) -> float:
         """Seconds left in the realm's pause (0 when not paused)."""
         return max(0.0, self._gate(realm_id).paused_until - self._clock())
+
+
+def _batches_for(per_minute: int) -> int:
+    return max(1, round(per_minute * _BATCH_PER_REQUEST))
