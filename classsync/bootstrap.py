@@ -31,8 +31,8 @@ from classsync.sync.settled import SettledBoard
 log = structlog.get_logger(__name__)
 
 # Replicas announce themselves this often; one silent for the TTL no longer holds a share of QBO.
-_HEARTBEAT_INTERVAL_S = 5.0
-_HEARTBEAT_TTL_S = 15.0
+_HEARTBEAT_INTERVAL_S = 2.0
+_HEARTBEAT_TTL_S = 7.0
 
 
 def allow_plain_http_if_loopback(settings: Settings) -> None:

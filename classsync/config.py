@@ -90,11 +90,11 @@ class Settings(BaseSettings):
     qbo_requests_per_minute: int = Field(default=500, ge=1, alias="QBO_REQUESTS_PER_MINUTE")
     qbo_use_batch: bool = Field(default=True, alias="QBO_USE_BATCH")
     qbo_batch_size: int = Field(default=30, ge=1, le=30, alias="QBO_BATCH_SIZE")
-    sync_max_attempts: int = Field(default=8, ge=1, alias="SYNC_MAX_ATTEMPTS")
+    sync_max_attempts: int = Field(default=20, ge=1, alias="SYNC_MAX_ATTEMPTS")
     sync_lease_seconds: float = Field(default=60.0, gt=0, alias="SYNC_LEASE_SECONDS")
     sync_poll_seconds: float = Field(default=1.0, gt=0, alias="SYNC_POLL_SECONDS")
     sync_backoff_base_seconds: float = Field(default=1.0, gt=0, alias="SYNC_BACKOFF_BASE_SECONDS")
-    sync_backoff_max_seconds: float = Field(default=60.0, gt=0, alias="SYNC_BACKOFF_MAX_SECONDS")
+    sync_backoff_max_seconds: float = Field(default=300.0, gt=0, alias="SYNC_BACKOFF_MAX_SECONDS")
     sync_throttle_seconds: float = Field(default=60.0, gt=0, alias="SYNC_THROTTLE_SECONDS")
     sync_stale_retries: int = Field(default=3, ge=0, alias="SYNC_STALE_RETRIES")
 

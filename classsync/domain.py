@@ -40,6 +40,7 @@ class ErrorCode(enum.StrEnum):
     TOO_DEEP = "TOO_DEEP"
     NEGATIVE_VERSION_TOKEN = "NEGATIVE_VERSION_TOKEN"
     FIELD_TOO_LONG = "FIELD_TOO_LONG"
+    FIELD_HAS_NUL = "FIELD_HAS_NUL"
     UNKNOWN_QB_ID = "UNKNOWN_QB_ID"
     QB_ID_CONFLICT = "QB_ID_CONFLICT"
     DUPLICATE_IN_REQUEST = "DUPLICATE_IN_REQUEST"
@@ -204,6 +205,11 @@ def validate(item: ClassInput) -> ValidClass | Rejection:
             ErrorCode.TOP_LEVEL_WITH_PARENT,
             f"full_name {item.full_name!r} names a parent but is_sub_class is false",
         )
+    # PostgreSQL text cannot hold U+0000 (psycopg refuses it even as a parameter), so a NUL would
+    # fail the whole ClassRequest; the name's NUL is already a control character above.
+    for label in ("qb_id", "full_name", "domain_source"):
+        if "\x00" in getattr(item, label):
+            return Rejection(ErrorCode.FIELD_HAS_NUL, f"{label} contains a NUL character (U+0000)")
     qb_id = item.qb_id.strip() or None
     return ValidClass(
         qb_id=qb_id,

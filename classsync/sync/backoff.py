@@ -13,10 +13,10 @@ class RetryPolicy:
     """How long to wait before the next attempt, and when to stop."""
 
     base_seconds: float = 1.0
-    max_seconds: float = 60.0
+    max_seconds: float = 300.0
     # QBO asks for a 60 s wait after a 429 when it sends no Retry-After (qbo-reference.md §4).
     throttle_seconds: float = 60.0
-    max_attempts: int = 8
+    max_attempts: int = 20
 
     def delay(self, attempt: int, error: QboError, rng: random.Random | None = None) -> float:
         """Seconds before attempt ``attempt + 1`` (``attempt`` counts from 1).

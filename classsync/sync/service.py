@@ -30,29 +30,6 @@ log = structlog.get_logger(__name__)
 # is simply run again (it then finds the row and updates it).
 _STORE_ATTEMPTS = 3
 _POLL_OTHER_REPLICAS_S = 1.0
-# PostgreSQL text cannot hold U+0000, and psycopg refuses it even as a query parameter, so a NUL in
-# any field would fail the whole ClassRequest (found by tests/e2e/test_fuzz.py). The name's NUL
-# is already a control character for domain.validate; the other fields get this code.
-# TODO(domain owner): move into ErrorCode and domain.validate.
-FIELD_HAS_NUL = "FIELD_HAS_NUL"
-
-
-@dataclass(frozen=True, slots=True)
-class _Refused:
-    """A refusal decided here rather than by domain.validate."""
-
-    code: str
-    message: str
-
-
-def _check(item: ClassInput) -> ValidClass | Rejection | _Refused:
-    checked = validate(item)
-    if isinstance(checked, Rejection):
-        return checked
-    for label in ("qb_id", "full_name", "domain_source"):
-        if "\x00" in getattr(item, label):
-            return _Refused(FIELD_HAS_NUL, f"{label} contains a NUL character (U+0000)")
-    return checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +83,7 @@ class IngestService:
                     error_message=f"ClassRequest #{request_number} carries no Classes",
                 )
             ]
-        checked = [_check(item) for item in items]
+        checked = [validate(item) for item in items]
         valid = [c for c in checked if isinstance(c, ValidClass)]
         stored = self._store(valid) if valid else []
         stored_iter = iter(stored)
@@ -114,7 +91,7 @@ class IngestService:
         for offset, (item, check) in enumerate(zip(items, checked, strict=True)):
             outcome = next(stored_iter) if isinstance(check, ValidClass) else check
             index = first_stream_index + offset
-            if isinstance(outcome, Rejection | _Refused):
+            if isinstance(outcome, Rejection):
                 results.append(
                     ClassOutcome(
                         stream_index=index,
