@@ -31,7 +31,8 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             _row(
                 "a. ingest",
-                f"{run['label']} (server {run['server_cpu_us_per_class']} us + "
+                f"{run['label']}, {run.get('answer', '')} (server "
+                f"{run['server_cpu_us_per_class']} us + "
                 f"PostgreSQL {run['postgres_cpu_us_per_class']} us CPU per Class)",
                 f"{run['classes_per_second']:,} Classes/s",
                 f">= {INGEST_TARGET:,}/s",

@@ -65,6 +65,8 @@ class StreamResult:
     synced: int
     ok: bool
     error: str = ""
+    # (when, Classes stored) for each reply: per-request answers show progress within a stream.
+    replies: list[tuple[float, int]] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -141,22 +143,26 @@ class LoadClient:
         started = time.perf_counter()
         stored = synced = 0
         ok = True
+        replies: list[tuple[float, int]] = []
         try:
             for reply in self._stub().CreateClass(
                 iter(requests), metadata=metadata, timeout=timeout
             ):
+                in_reply = 0
                 for result in reply.results:
                     if result.id:
-                        stored += 1
+                        in_reply += 1
                     if result.status == "SYNCED":
                         synced += 1
+                stored += in_reply
+                replies.append((time.perf_counter(), in_reply))
                 ok = ok and reply.message.startswith("✅")
         except grpc.RpcError as error:
             code = error.code() if hasattr(error, "code") else None
-            return StreamResult(
-                started, time.perf_counter(), total, stored, synced, False, str(code)
-            )
-        return StreamResult(started, time.perf_counter(), total, stored, synced, ok)
+            failed = StreamResult(started, time.perf_counter(), total, stored, synced, False)
+            failed.error, failed.replies = str(code), replies
+            return failed
+        return StreamResult(started, time.perf_counter(), total, stored, synced, ok, "", replies)
 
     def run(
         self,
@@ -184,7 +190,8 @@ def completions(result: LoadResult, bin_seconds: float) -> Iterator[tuple[float,
         return
     bins: dict[int, int] = {}
     for stream in result.streams:
-        index = int((stream.finished - result.started) / bin_seconds)
-        bins[index] = bins.get(index, 0) + stream.stored
+        for when, stored in stream.replies:
+            index = int((when - result.started) / bin_seconds)
+            bins[index] = bins.get(index, 0) + stored
     for index in range(max(bins) + 1):
         yield (index + 1) * bin_seconds, bins.get(index, 0) / bin_seconds
