@@ -126,6 +126,7 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
             ax.plot(xs, ys, label=run["label"])
     ax.axhline(INGEST_TARGET, color="grey", linestyle=":", label="target 10,000/s")
     ax.set(title="a. ingest (sync paused)", xlabel="s", ylabel="Classes stored / s")
+    ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
     sync_runs = scenarios.get("sync", {}).get("runs", [])
     for ax, pick in ((axes[0][1], ("sync-scaled", "sync-batch")), (axes[1][0], ("sync-real",))):
@@ -140,6 +141,7 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
                     label=f"ceiling {run['ceiling_classes_per_minute']:,}/min",
                 )
         ax.set(title="b. sync at the ceiling", xlabel="s", ylabel="Classes synced / min")
+        ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
     ax = axes[1][1]
     for run in scenarios.get("memory", {}).get("runs", []):
