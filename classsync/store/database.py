@@ -104,7 +104,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     ``BEGIN IMMEDIATE`` transactions.
     """
     sa_url: URL = make_url(normalize_database_url(url))
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": False}
     backend = sa_url.get_backend_name()
     if backend == "sqlite":
         kwargs["connect_args"] = {"check_same_thread": False}

@@ -122,7 +122,11 @@ class SyncJob(Base):
     """The outbox: exactly one row per Class, telling the sync engine what to push to QBO."""
 
     __tablename__ = "ClasssyncJob"
-    __table_args__ = (Index("ClasssyncJob_status_nextAttemptAt_idx", "status", "nextAttemptAt"),)
+    __table_args__ = (
+        Index("ClasssyncJob_status_nextAttemptAt_idx", "status", "nextAttemptAt"),
+        # The claim's order: parents (smaller depth) first, then the longest-waiting.
+        Index("ClasssyncJob_status_depth_nextAttemptAt_idx", "status", "depth", "nextAttemptAt"),
+    )
 
     class_id: Mapped[str] = mapped_column(
         "classId",

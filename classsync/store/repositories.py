@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, or_, select, text, update
+from sqlalchemy import Table, and_, bindparam, case, func, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import FromClause
 
@@ -68,6 +68,8 @@ class ClaimedJob:
     depth: int
     outcome_unknown: bool
     snapshot: ClassSnapshot
+    # (QBO Id, job status) of the parent, read in the claim's transaction; None at top level.
+    parent: tuple[str | None, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,19 +439,29 @@ class JobQueue:
         """
         # Timestamps are stored with millisecond precision (Prisma's TIMESTAMP(3)) and may round up.
         due_by = now + timedelta(milliseconds=1)
-        due = or_(
-            and_(SyncJob.status == SyncStatus.PENDING.value, SyncJob.next_attempt_at <= due_by),
-            and_(SyncJob.status == IN_PROGRESS, SyncJob.lease_expires_at < now),
+        # Two simple queries rather than one with OR: each walks an index in order and stops at
+        # ``limit`` (status, depth, nextAttemptAt for pending jobs), instead of sorting every due
+        # row on each claim.
+        expired = select(SyncJob).where(
+            SyncJob.status == IN_PROGRESS, SyncJob.lease_expires_at < now
         )
-        query = select(SyncJob).where(due)
+        pending = select(SyncJob).where(
+            SyncJob.status == SyncStatus.PENDING.value, SyncJob.next_attempt_at <= due_by
+        )
         if realm_id is not None:
-            query = query.where(SyncJob.realm_id == realm_id)
-        query = (
-            query.order_by(SyncJob.depth, SyncJob.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+            expired = expired.where(SyncJob.realm_id == realm_id)
+            pending = pending.where(SyncJob.realm_id == realm_id)
+        jobs = list(
+            self._session.scalars(
+                expired.order_by(SyncJob.depth).limit(limit).with_for_update(skip_locked=True)
+            )
         )
-        jobs = list(self._session.scalars(query))
+        if len(jobs) < limit:
+            jobs += self._session.scalars(
+                pending.order_by(SyncJob.depth, SyncJob.next_attempt_at)
+                .limit(limit - len(jobs))
+                .with_for_update(skip_locked=True)
+            )
         if not jobs:
             return []
         rows = {
@@ -458,6 +470,10 @@ class JobQueue:
                 select(QBClass).where(QBClass.id.in_([job.class_id for job in jobs]))
             )
         }
+        snapshots = {class_id: _snapshot(row) for class_id, row in rows.items()}
+        parents = self._parent_states(
+            {s.parent_key for s in snapshots.values() if s.parent_key is not None}
+        )
         claimed = []
         for job in jobs:
             # A job reclaimed from a dead worker may have reached QBO: treat its outcome as unknown.
@@ -467,7 +483,8 @@ class JobQueue:
             job.lease_owner = owner
             job.lease_expires_at = now + lease
             job.updated_at = now
-            row = rows[job.class_id]
+            snapshot = snapshots[job.class_id]
+            parent_key = snapshot.parent_key
             claimed.append(
                 ClaimedJob(
                     class_id=job.class_id,
@@ -476,11 +493,22 @@ class JobQueue:
                     attempts=job.attempts,
                     depth=job.depth,
                     outcome_unknown=job.outcome_unknown,
-                    snapshot=_snapshot(row),
+                    snapshot=snapshot,
+                    parent=None if parent_key is None else parents.get(parent_key, (None, None)),
                 )
             )
         self._session.flush()
         return claimed
+
+    def _relax_commit(self) -> None:
+        """Commit this outcome without waiting for the disk flush (PostgreSQL only).
+
+        Safe by construction: if the database itself crashes and loses the last outcome writes,
+        those jobs are back IN_PROGRESS under a lease that expires, and are reclaimed as "outcome
+        unknown" (looked up by name before any create). Claims and ingest stay fully durable.
+        """
+        if self._session.get_bind().dialect.name == "postgresql":
+            self._session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
     def _owned(self, class_id: str, owner: str) -> SyncJob | None:
         job = self._session.get(SyncJob, class_id, with_for_update=True)
@@ -488,34 +516,66 @@ class JobQueue:
             return None  # our lease expired and someone else took it over: leave it to them
         return job
 
-    def record_synced(self, claimed: ClaimedJob, owner: str, qbo: QboClass, now: datetime) -> bool:
+    def record_synced(
+        self, claimed: ClaimedJob, owner: str, qbo: QboClass, now: datetime
+    ) -> JobState | None:
         """Store QBO's Id and SyncToken; finish the job unless the Class changed meanwhile.
 
-        Locks the QBClass row before the job row, the order ingest uses, so the two never deadlock.
-        The link is stored even when our lease was lost: QBO holds the class either way.
+        Returns the job's new state, or None when our lease was lost (someone else owns the job
+        now). The link is stored either way: QBO holds the class. Plain UPDATEs (no read-back),
+        QBClass before the job row: the lock order ingest uses, so the two never deadlock.
         """
-        row = self._session.get(QBClass, claimed.class_id, with_for_update=True)
-        if row is not None:
-            row.qb_id = qbo.id
-            row.version_token = _sync_token_int(qbo.sync_token)
-            row.updated_at = now
-        job = self._owned(claimed.class_id, owner)
-        if job is None:
-            return False
-        job.outcome_unknown = False
-        job.lease_owner = None
-        job.lease_expires_at = None
-        job.last_error_code = None
-        job.last_error_message = None
-        job.updated_at = now
-        if job.generation == claimed.generation:
-            job.status = SyncStatus.SYNCED.value
-            job.synced_at = now
-        else:
-            job.status = SyncStatus.PENDING.value
-            job.attempts = 0
-            job.next_attempt_at = now
-        return True
+        self._relax_commit()
+        token = _sync_token_int(qbo.sync_token)
+        quick = {"synchronize_session": False}
+        self._session.execute(
+            update(QBClass)
+            .where(QBClass.id == claimed.class_id)
+            .values(qb_id=qbo.id, version_token=token, updated_at=now)
+            .execution_options(**quick)
+        )
+        owned = and_(
+            SyncJob.class_id == claimed.class_id,
+            SyncJob.lease_owner == owner,
+            SyncJob.status == IN_PROGRESS,
+        )
+        released = {
+            "outcome_unknown": False,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "last_error_code": None,
+            "last_error_message": None,
+            "updated_at": now,
+        }
+        finished = self._session.execute(
+            update(SyncJob)
+            .where(owned, SyncJob.generation == claimed.generation)
+            .values(status=SyncStatus.SYNCED.value, synced_at=now, **released)
+            .execution_options(**quick)
+        )
+        status = SyncStatus.SYNCED.value
+        if not finished.rowcount:  # type: ignore[attr-defined]
+            # The caller sent a newer version while we synced this one: queue it again.
+            requeued = self._session.execute(
+                update(SyncJob)
+                .where(owned)
+                .values(
+                    status=SyncStatus.PENDING.value, attempts=0, next_attempt_at=now, **released
+                )
+                .execution_options(**quick)
+            )
+            if not requeued.rowcount:  # type: ignore[attr-defined]
+                return None
+            status = SyncStatus.PENDING.value
+        return JobState(
+            class_id=claimed.class_id,
+            status=status,
+            generation=claimed.generation,
+            qb_id=qbo.id,
+            version_token=token,
+            error_code=None,
+            error_message=None,
+        )
 
     def record_link(self, claimed: ClaimedJob, qbo: QboClass, now: datetime) -> None:
         """Link the row to an existing QBO class (found by name) before updating it."""
@@ -545,6 +605,7 @@ class JobQueue:
         now: datetime,
     ) -> None:
         """Give the job back to the queue for a later attempt."""
+        self._relax_commit()
         job = self._owned(claimed.class_id, owner)
         if job is None:
             return
@@ -563,6 +624,7 @@ class JobQueue:
         self, claimed: ClaimedJob, owner: str, *, error_code: str, error_message: str, now: datetime
     ) -> None:
         """QBO refused the Class for good (or attempts ran out): mark it FAILED with the reason."""
+        self._relax_commit()
         job = self._owned(claimed.class_id, owner)
         if job is None:
             return
@@ -634,6 +696,16 @@ class JobQueue:
             for row in self._session.execute(query):
                 out[row[0]] = JobState(*row)
         return out
+
+    def _parent_states(self, keys: set[str]) -> dict[str, tuple[str | None, str | None]]:
+        if not keys:
+            return {}
+        found = self._session.execute(
+            select(QBClass.full_name_key, QBClass.qb_id, SyncJob.status)
+            .outerjoin(SyncJob, SyncJob.class_id == QBClass.id)
+            .where(QBClass.full_name_key.in_(sorted(keys)))
+        )
+        return {key: (qb_id, status) for key, qb_id, status in found}
 
     def parent_state(self, parent_key: str) -> tuple[str | None, str | None]:
         """(QBO Id, job status) of the Class at ``parent_key``; (None, None) if unknown."""

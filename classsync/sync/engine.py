@@ -63,6 +63,37 @@ def request_id_for(job: ClaimedJob, operation: str, sync_token: str = "") -> str
     return hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()
 
 
+class _Doorbell:
+    """Wakes ONE idle worker per ring (an Event would wake them all to race for one job).
+
+    Rings are counted, so a ring that arrives while every worker is busy is not lost: the next
+    worker to go idle answers it at once. The count is capped: a backlog needs one look, not one
+    per ring.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self._condition = threading.Condition()
+        self._rings = 0
+        self._cap = max(1, cap)
+
+    def ring(self) -> None:
+        with self._condition:
+            self._rings = min(self._cap, self._rings + 1)
+            self._condition.notify()
+
+    def ring_all(self) -> None:
+        with self._condition:
+            self._rings = self._cap
+            self._condition.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        with self._condition:
+            if not self._rings:
+                self._condition.wait(timeout)
+            if self._rings:
+                self._rings -= 1
+
+
 class _Defer(Exception):
     def __init__(self, wait: timedelta, code: str, message: str) -> None:
         super().__init__(message)
@@ -106,7 +137,7 @@ class SyncEngine:
         self._batch_size = batch_size
         self._clock = clock
         self.owner = f"{uuid.uuid4().hex[:12]}"
-        self._wake = threading.Event()
+        self._bell = _Doorbell(cap=workers)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         # Each worker leases under its own name, so a sibling can never take a job over as if it
@@ -134,12 +165,12 @@ class SyncEngine:
 
     def wake(self) -> None:
         """New work was committed: look for it now rather than at the next poll."""
-        self._wake.set()
+        self._bell.ring()
 
     def stop(self, timeout: float = 20.0) -> None:
         """Finish in-flight QBO calls (bounded by ``timeout``), then hand back leases."""
         self._stopping.set()
-        self._wake.set()
+        self._bell.ring_all()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -172,10 +203,9 @@ class SyncEngine:
                 self._stopping.wait(self._poll_seconds)
                 continue
             if not jobs:
-                self._wake.wait(self._poll_seconds)
-                self._wake.clear()
+                self._bell.wait(self._poll_seconds)
                 continue
-            self._wake.set()  # there may be more: let an idle sibling look too
+            self._bell.ring()  # there may be more: let one idle sibling look too
             with self._held_lock:
                 self._held[owner] = [job.class_id for job in jobs]
             try:
@@ -253,8 +283,11 @@ class SyncEngine:
         parent_key = job.snapshot.parent_key
         if parent_key is None:
             return None
-        with self._uow_factory() as uow:
-            qb_id, status = uow.jobs.parent_state(parent_key)
+        if job.parent is not None:
+            qb_id, status = job.parent  # read when the job was claimed
+        else:
+            with self._uow_factory() as uow:
+                qb_id, status = uow.jobs.parent_state(parent_key)
         if qb_id:
             return qb_id
         if status == SyncStatus.FAILED.value:
@@ -405,9 +438,15 @@ class SyncEngine:
 
     def _succeed(self, job: ClaimedJob, result: QboClass) -> None:
         owner, now = self._owner, self._clock()
-        finished = self._record(lambda uow: uow.jobs.record_synced(job, owner, result, now))
-        log.info("class_synced", qb_id=result.id, sync_token=result.sync_token, finished=finished)
-        self._publish(job)
+        state = self._record(lambda uow: uow.jobs.record_synced(job, owner, result, now))
+        log.info(
+            "class_synced",
+            qb_id=result.id,
+            sync_token=result.sync_token,
+            finished=state is not None,
+        )
+        if state is not None and _is_settled(state):
+            self._board.post([state])  # what was just written: no read-back
 
     def _fail(self, job: ClaimedJob, code: str, message: str) -> None:
         owner, now = self._owner, self._clock()
@@ -444,7 +483,7 @@ class SyncEngine:
         )
         if wait.total_seconds() < self._poll_seconds:
             # Due again before the next poll (a child waiting for its parent): look again then.
-            timer = threading.Timer(wait.total_seconds(), self._wake.set)
+            timer = threading.Timer(wait.total_seconds(), self._bell.ring)
             timer.daemon = True
             timer.start()
 

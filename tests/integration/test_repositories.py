@@ -161,7 +161,7 @@ class TestClaiming:
         assert again.outcome_unknown is True
         # The dead worker's late answer must not finish a job it no longer owns.
         with SqlAlchemyUnitOfWork(sf) as uow:
-            assert uow.jobs.record_synced(job, "dead", _qbo("77"), _now()) is False
+            assert uow.jobs.record_synced(job, "dead", _qbo("77"), _now()) is None
             uow.commit()
         engine.dispose()
 
@@ -175,7 +175,9 @@ class TestClaiming:
         with SqlAlchemyUnitOfWork(sf) as uow:
             # The in-progress job was not handed to anyone else meanwhile.
             assert uow.jobs.claim(owner="other", limit=1, lease=LEASE, now=_now()) == []
-            assert uow.jobs.record_synced(job, "w", _qbo("5", "0"), _now()) is True
+            recorded = uow.jobs.record_synced(job, "w", _qbo("5", "0"), _now())
+            assert recorded is not None
+            assert recorded.status == "PENDING"
             uow.commit()
         with SqlAlchemyUnitOfWork(sf) as uow:
             state = uow.jobs.states([job.class_id])[job.class_id]
