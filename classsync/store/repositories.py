@@ -338,6 +338,108 @@ def _row_values(
     }
 
 
+# The engine's hot statements, built once: SQLAlchemy memoises a statement object's cache key,
+# so reusing these skips re-deriving it on every claim and outcome (about a tenth of the engine's
+# CPU when they were built per call; docs/performance.md).
+_JOB = cast(Table, SyncJob.__table__)
+_CLASS = cast(Table, QBClass.__table__)
+_JOB_COLUMNS = (
+    _JOB.c.classId,
+    _JOB.c.realmId,
+    _JOB.c.generation,
+    _JOB.c.attempts,
+    _JOB.c.depth,
+    _JOB.c.outcomeUnknown,
+    _JOB.c.status,
+)
+_CLAIM_EXPIRED = (
+    select(*_JOB_COLUMNS)
+    .where(_JOB.c.status == IN_PROGRESS, _JOB.c.leaseExpiresAt < bindparam("now"))
+    .order_by(_JOB.c.depth)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM_PENDING = (
+    select(*_JOB_COLUMNS)
+    .where(_JOB.c.status == SyncStatus.PENDING.value, _JOB.c.nextAttemptAt <= bindparam("due_by"))
+    .order_by(_JOB.c.depth, _JOB.c.nextAttemptAt)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_LEASE = (
+    update(_JOB)
+    .where(_JOB.c.classId.in_(bindparam("ids", expanding=True)))
+    .values(
+        {
+            # A job reclaimed from a dead worker may have reached QBO: its outcome is unknown.
+            _JOB.c.outcomeUnknown: _JOB.c.outcomeUnknown | (_JOB.c.status == IN_PROGRESS),
+            _JOB.c.status: IN_PROGRESS,
+            _JOB.c.leaseOwner: bindparam("owner"),
+            _JOB.c.leaseExpiresAt: bindparam("until"),
+            _JOB.c.updatedAt: bindparam("now"),
+        }
+    )
+)
+_SNAPSHOT_ROWS = select(
+    _CLASS.c.id,
+    _CLASS.c.qbId,
+    _CLASS.c.name,
+    _CLASS.c.fullName,
+    _CLASS.c.fullNameKey,
+    _CLASS.c.isActive,
+    _CLASS.c.isSparse,
+    _CLASS.c.versionToken,
+).where(_CLASS.c.id.in_(bindparam("ids", expanding=True)))
+_PARENT_STATES = (
+    select(_CLASS.c.fullNameKey, _CLASS.c.qbId, _JOB.c.status)
+    .select_from(_CLASS.outerjoin(_JOB, _JOB.c.classId == _CLASS.c.id))
+    .where(_CLASS.c.fullNameKey.in_(bindparam("keys", expanding=True)))
+)
+_LINK = (
+    update(_CLASS)
+    .where(_CLASS.c.id == bindparam("class_id"))
+    .values(
+        {
+            _CLASS.c.qbId: bindparam("qb_id"),
+            _CLASS.c.versionToken: bindparam("token"),
+            _CLASS.c.updatedAt: bindparam("now"),
+        }
+    )
+)
+_OWNED = and_(
+    _JOB.c.classId == bindparam("class_id"),
+    _JOB.c.leaseOwner == bindparam("owner"),
+    _JOB.c.status == IN_PROGRESS,
+)
+_RELEASED = {
+    _JOB.c.outcomeUnknown: False,
+    _JOB.c.leaseOwner: None,
+    _JOB.c.leaseExpiresAt: None,
+    _JOB.c.lastErrorCode: None,
+    _JOB.c.lastErrorMessage: None,
+    _JOB.c.updatedAt: bindparam("now"),
+}
+_FINISH = (
+    update(_JOB)
+    .where(_OWNED, _JOB.c.generation == bindparam("job_generation"))
+    .values(
+        {**_RELEASED, _JOB.c.status: SyncStatus.SYNCED.value, _JOB.c.syncedAt: bindparam("now")}
+    )
+)
+_REQUEUE_NEWER = (
+    update(_JOB)
+    .where(_OWNED)
+    .values(
+        {
+            **_RELEASED,
+            _JOB.c.status: SyncStatus.PENDING.value,
+            _JOB.c.attempts: 0,
+            _JOB.c.nextAttemptAt: bindparam("now"),
+        }
+    )
+)
+
+
 class JobQueue:
     """The outbox: one job row per Class, leased to one worker at a time."""
 
@@ -439,18 +541,76 @@ class JobQueue:
         """
         # Timestamps are stored with millisecond precision (Prisma's TIMESTAMP(3)) and may round up.
         due_by = now + timedelta(milliseconds=1)
+        if realm_id is not None:
+            return self._claim_in_realm(
+                owner=owner, limit=limit, lease=lease, now=now, realm_id=realm_id
+            )
         # Two simple queries rather than one with OR: each walks an index in order and stops at
         # ``limit`` (status, depth, nextAttemptAt for pending jobs), instead of sorting every due
         # row on each claim.
+        connection = self._session.connection()
+        jobs = list(connection.execute(_CLAIM_EXPIRED, {"now": now, "limit": limit}))
+        if len(jobs) < limit:
+            jobs += connection.execute(
+                _CLAIM_PENDING, {"due_by": due_by, "limit": limit - len(jobs)}
+            )
+        if not jobs:
+            return []
+        ids = [job.classId for job in jobs]
+        connection.execute(_LEASE, {"ids": ids, "owner": owner, "until": now + lease, "now": now})
+        snapshots = {
+            row.id: ClassSnapshot(
+                class_id=row.id,
+                qb_id=row.qbId,
+                name=row.name,
+                key=row.fullNameKey
+                or join_path(split_full_name(row.fullName or row.name) or (row.name,)),
+                is_active=row.isActive,
+                is_sparse=row.isSparse,
+                version_token=row.versionToken,
+            )
+            for row in connection.execute(_SNAPSHOT_ROWS, {"ids": ids})
+        }
+        parent_keys = sorted({s.parent_key for s in snapshots.values() if s.parent_key})
+        parents: dict[str, tuple[str | None, str | None]] = {}
+        if parent_keys:
+            parents = {
+                key: (qb_id, status)
+                for key, qb_id, status in connection.execute(_PARENT_STATES, {"keys": parent_keys})
+            }
+        claimed = []
+        for job in jobs:
+            snapshot = snapshots[job.classId]
+            parent_key = snapshot.parent_key
+            claimed.append(
+                ClaimedJob(
+                    class_id=job.classId,
+                    realm_id=job.realmId,
+                    generation=job.generation,
+                    attempts=job.attempts,
+                    depth=job.depth,
+                    outcome_unknown=bool(job.outcomeUnknown or job.status == IN_PROGRESS),
+                    snapshot=snapshot,
+                    parent=None if parent_key is None else parents.get(parent_key, (None, None)),
+                )
+            )
+        return claimed
+
+    def _claim_in_realm(
+        self, *, owner: str, limit: int, lease: timedelta, now: datetime, realm_id: str
+    ) -> list[ClaimedJob]:
+        """The claim restricted to one realm (tools and tests; the engine claims across realms)."""
+        due_by = now + timedelta(milliseconds=1)
         expired = select(SyncJob).where(
-            SyncJob.status == IN_PROGRESS, SyncJob.lease_expires_at < now
+            SyncJob.status == IN_PROGRESS,
+            SyncJob.lease_expires_at < now,
+            SyncJob.realm_id == realm_id,
         )
         pending = select(SyncJob).where(
-            SyncJob.status == SyncStatus.PENDING.value, SyncJob.next_attempt_at <= due_by
+            SyncJob.status == SyncStatus.PENDING.value,
+            SyncJob.next_attempt_at <= due_by,
+            SyncJob.realm_id == realm_id,
         )
-        if realm_id is not None:
-            expired = expired.where(SyncJob.realm_id == realm_id)
-            pending = pending.where(SyncJob.realm_id == realm_id)
         jobs = list(
             self._session.scalars(
                 expired.order_by(SyncJob.depth).limit(limit).with_for_update(skip_locked=True)
@@ -462,29 +622,17 @@ class JobQueue:
                 .limit(limit - len(jobs))
                 .with_for_update(skip_locked=True)
             )
-        if not jobs:
-            return []
-        rows = {
-            row.id: row
-            for row in self._session.scalars(
-                select(QBClass).where(QBClass.id.in_([job.class_id for job in jobs]))
-            )
-        }
-        snapshots = {class_id: _snapshot(row) for class_id, row in rows.items()}
-        parents = self._parent_states(
-            {s.parent_key for s in snapshots.values() if s.parent_key is not None}
-        )
         claimed = []
         for job in jobs:
-            # A job reclaimed from a dead worker may have reached QBO: treat its outcome as unknown.
             if job.status == IN_PROGRESS:
                 job.outcome_unknown = True
             job.status = IN_PROGRESS
             job.lease_owner = owner
             job.lease_expires_at = now + lease
             job.updated_at = now
-            snapshot = snapshots[job.class_id]
-            parent_key = snapshot.parent_key
+            row = self._session.get(QBClass, job.class_id)
+            assert row is not None  # the job's foreign key guarantees it
+            snapshot = _snapshot(row)
             claimed.append(
                 ClaimedJob(
                     class_id=job.class_id,
@@ -494,7 +642,9 @@ class JobQueue:
                     depth=job.depth,
                     outcome_unknown=job.outcome_unknown,
                     snapshot=snapshot,
-                    parent=None if parent_key is None else parents.get(parent_key, (None, None)),
+                    parent=None
+                    if snapshot.parent_key is None
+                    else self.parent_state(snapshot.parent_key),
                 )
             )
         self._session.flush()
@@ -527,44 +677,20 @@ class JobQueue:
         """
         self._relax_commit()
         token = _sync_token_int(qbo.sync_token)
-        quick = {"synchronize_session": False}
-        self._session.execute(
-            update(QBClass)
-            .where(QBClass.id == claimed.class_id)
-            .values(qb_id=qbo.id, version_token=token, updated_at=now)
-            .execution_options(**quick)
-        )
-        owned = and_(
-            SyncJob.class_id == claimed.class_id,
-            SyncJob.lease_owner == owner,
-            SyncJob.status == IN_PROGRESS,
-        )
-        released = {
-            "outcome_unknown": False,
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "last_error_code": None,
-            "last_error_message": None,
-            "updated_at": now,
+        connection = self._session.connection()
+        params = {
+            "class_id": claimed.class_id,
+            "owner": owner,
+            "job_generation": claimed.generation,
+            "qb_id": qbo.id,
+            "token": token,
+            "now": now,
         }
-        finished = self._session.execute(
-            update(SyncJob)
-            .where(owned, SyncJob.generation == claimed.generation)
-            .values(status=SyncStatus.SYNCED.value, synced_at=now, **released)
-            .execution_options(**quick)
-        )
+        connection.execute(_LINK, params)
         status = SyncStatus.SYNCED.value
-        if not finished.rowcount:  # type: ignore[attr-defined]
+        if not connection.execute(_FINISH, params).rowcount:
             # The caller sent a newer version while we synced this one: queue it again.
-            requeued = self._session.execute(
-                update(SyncJob)
-                .where(owned)
-                .values(
-                    status=SyncStatus.PENDING.value, attempts=0, next_attempt_at=now, **released
-                )
-                .execution_options(**quick)
-            )
-            if not requeued.rowcount:  # type: ignore[attr-defined]
+            if not connection.execute(_REQUEUE_NEWER, params).rowcount:
                 return None
             status = SyncStatus.PENDING.value
         return JobState(

@@ -395,7 +395,7 @@ class SyncEngine:
             self._process(batchable[0][0])
             return
         try:
-            with self._limiter.call(batchable[0][0].realm_id):
+            with self._limiter.call(batchable[0][0].realm_id, batch=True):
                 results = self._gateway.batch_write(
                     batchable[0][0].realm_id, [write for _, write in batchable]
                 )
