@@ -147,7 +147,9 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         timeout_s=settings.qbo_timeout_seconds,
     )
     limiter = RateLimiter(
-        max_in_flight=settings.qbo_max_in_flight, per_minute=settings.qbo_requests_per_minute
+        max_in_flight=settings.qbo_max_in_flight,
+        per_minute=settings.qbo_requests_per_minute,
+        window_seconds=settings.qbo_rate_window_seconds,
     )
     policy = RetryPolicy(
         base_seconds=settings.sync_backoff_base_seconds,

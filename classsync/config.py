@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     sync_enabled: bool = Field(default=True, alias="SYNC_ENABLED")
     qbo_max_in_flight: int = Field(default=10, ge=1, alias="QBO_MAX_IN_FLIGHT")
     qbo_requests_per_minute: int = Field(default=500, ge=1, alias="QBO_REQUESTS_PER_MINUTE")
+    qbo_rate_window_seconds: float = Field(default=60.0, gt=0, alias="QBO_RATE_WINDOW_SECONDS")
     qbo_use_batch: bool = Field(default=True, alias="QBO_USE_BATCH")
     qbo_batch_size: int = Field(default=30, ge=1, le=30, alias="QBO_BATCH_SIZE")
     sync_max_attempts: int = Field(default=20, ge=1, alias="SYNC_MAX_ATTEMPTS")

@@ -105,6 +105,8 @@ def _sync_run(
     }
     server = {
         "QBO_REQUESTS_PER_MINUTE": str(ceiling),
+        # The limiter counts in the same window as the sandbox (budgets scale with it).
+        "QBO_RATE_WINDOW_SECONDS": str(window),
         "QBO_MAX_IN_FLIGHT": str(cfg.max_in_flight),
         "QBO_USE_BATCH": "true" if batch else "false",
         "SYNC_WORKERS": str(cfg.sync_workers),

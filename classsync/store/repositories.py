@@ -767,6 +767,28 @@ class JobQueue:
             job.attempts = 0
             job.next_attempt_at = now
 
+    def release_jobs(self, owner: str, class_ids: Sequence[str], now: datetime) -> int:
+        """Hand back some of ``owner``'s leased jobs untouched (no attempt counted)."""
+        if not class_ids:
+            return 0
+        result = self._session.execute(
+            update(SyncJob)
+            .where(
+                SyncJob.lease_owner == owner,
+                SyncJob.status == IN_PROGRESS,
+                SyncJob.class_id.in_(list(class_ids)),
+            )
+            .values(
+                status=SyncStatus.PENDING.value,
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=now,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     def release(self, owner: str, now: datetime) -> int:
         """Hand back every lease ``owner`` holds (graceful stop); returns how many."""
         result = self._session.execute(

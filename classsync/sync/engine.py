@@ -37,6 +37,8 @@ from classsync.sync.settled import SettledBoard
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
 
+# A batch waits at most this long for QBO's batch budget before its jobs go as single calls.
+_BATCH_MAX_WAIT_S = 0.25
 # A child waits this long for its parent's first sync before being looked at again.
 _PARENT_WAIT = timedelta(milliseconds=200)
 # A disconnected realm is checked again this often (a person must run `classsync connect`).
@@ -138,6 +140,7 @@ class SyncEngine:
         self._clock = clock
         self.owner = f"{uuid.uuid4().hex[:12]}"
         self._bell = _Doorbell(cap=workers)
+        self._singles_until = 0.0  # monotonic time until which batches are off (budget spent)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         # Each worker leases under its own name, so a sibling can never take a job over as if it
@@ -227,8 +230,9 @@ class SyncEngine:
 
     def _claim(self) -> list[ClaimedJob]:
         with self._uow_factory() as uow:
+            limit = self._batch_size if time.monotonic() >= self._singles_until else 1
             jobs = uow.jobs.claim(
-                owner=self._owner, limit=self._batch_size, lease=self._lease, now=self._clock()
+                owner=self._owner, limit=limit, lease=self._lease, now=self._clock()
             )
             uow.commit()
             return jobs
@@ -394,11 +398,23 @@ class SyncEngine:
         if len(batchable) == 1:
             self._process(batchable[0][0])
             return
+        realm_id = batchable[0][0].realm_id
+        slot = self._limiter.try_batch_call(realm_id, max_wait=_BATCH_MAX_WAIT_S)
+        if slot is None:
+            # The realm's batch budget is spent for now: send one single call and hand the rest
+            # back, so idle siblings send them as single calls in parallel; claim one job at a
+            # time until the budget has room again.
+            self._singles_until = time.monotonic() + _BATCH_MAX_WAIT_S * 4
+            first, rest = batchable[0][0], [job for job, _ in batchable[1:]]
+            owner, now = self._owner, self._clock()
+            self._record(lambda uow: uow.jobs.release_jobs(owner, [j.class_id for j in rest], now))
+            for _ in rest:
+                self._bell.ring()
+            self._process(first)
+            return
         try:
-            with self._limiter.call(batchable[0][0].realm_id, batch=True):
-                results = self._gateway.batch_write(
-                    batchable[0][0].realm_id, [write for _, write in batchable]
-                )
+            with slot:
+                results = self._gateway.batch_write(realm_id, [write for _, write in batchable])
         except QboError as error:
             for job, _ in batchable:
                 self._handle_error(job, error)

@@ -11,9 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from classsync.bootstrap import build_storage, build_token_manager
-from classsync.domain import ClassInput, SyncStatus, validate
+from classsync.domain import ClassInput, validate
 from classsync.qbo.gateway import QuickbooksGateway
-from classsync.store.models import SyncJob
 from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
 from classsync.sync.backoff import RetryPolicy
 from classsync.sync.engine import SyncEngine, utcnow
@@ -80,19 +79,26 @@ class _KillOnRecordUnitOfWork(SqlAlchemyUnitOfWork):
     armed = True
     lock = threading.Lock()
 
+    def __enter__(self) -> _KillOnRecordUnitOfWork:
+        uow = super().__enter__()
+        self._recording = False
+        record_synced = self.jobs.record_synced
+
+        def recording(*args: Any, **kwargs: Any) -> Any:
+            self._recording = True
+            return record_synced(*args, **kwargs)
+
+        self.jobs.record_synced = recording  # type: ignore[method-assign]
+        return uow
+
     def commit(self) -> None:
         """Kill our own backend before the first commit that would record a sync."""
-        session = self._session
-        recording = any(
-            isinstance(obj, SyncJob) and obj.status == SyncStatus.SYNCED.value
-            for obj in session.dirty
-        )
         with self.lock:
-            fire = recording and _KillOnRecordUnitOfWork.armed
+            fire = self._recording and _KillOnRecordUnitOfWork.armed
             if fire:
                 _KillOnRecordUnitOfWork.armed = False
         if fire:
-            session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+            self._session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
         super().commit()
 
 

@@ -154,12 +154,20 @@ def test_two_server_processes_on_one_database_sync_2000_classes(
 ) -> None:
     # QBO's limits are per realm. The replicas register in the database and each takes 1/N of
     # the budget it is configured with (classsync/sync/replicas.py), so both get the realm's
-    # values: 10 in flight and, here, 300 calls/min (150 each). The sandbox's window is 6 s
-    # instead of 60 s so the run takes seconds: 30 calls per 6 s stays under its 40 batches
-    # and 500 requests per window, so QBO should never have to throttle the pair.
+    # values. The sandbox counts in 6 s windows instead of 60 s so the run takes seconds; the
+    # pair is configured for 3,000 requests/min (1,500 each), paced evenly: 300 requests and,
+    # with the batch share the limiter derives (40 per 500), 24 batches per 6 s, under the
+    # sandbox's 500 requests and 40 batches per window, so QBO should never throttle the pair.
     box = sandbox_factory(latency_ms=20, rate_window=6)
     realm = box.admin.create_realm()
-    env = server_env(database_url, box, realm, **_PROCESS_ENV, QBO_REQUESTS_PER_MINUTE="300")
+    env = server_env(
+        database_url,
+        box,
+        realm,
+        **_PROCESS_ENV,
+        QBO_REQUESTS_PER_MINUTE="3000",
+        QBO_RATE_WINDOW_SECONDS="6",
+    )
     engine = db_engine(database_url)
     servers: list[ServerProcess] = []
     try:

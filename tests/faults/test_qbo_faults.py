@@ -138,6 +138,7 @@ def test_429_storm_and_the_10_in_flight_limit_with_50_concurrent_streams(
         # Pacing alone would allow 250 ms / 20 ms = 12.5 calls at once: only the in-flight
         # limit keeps it at 10.
         qbo_requests_per_minute=3000,
+        qbo_rate_window_seconds=6,
         response_wait_seconds=40,
     )
     streams = 50
@@ -200,7 +201,13 @@ def test_access_tokens_expiring_every_2s_during_a_long_run(
 ) -> None:
     # A shorter rate window (500 per 6 s) lets one call per Class run at 3,000/min.
     box = sandbox_factory(latency_ms=15, access_token_ttl=2.0, rate_window=6)
-    svc, _ = _start(service_factory, box, qbo_use_batch=False, qbo_requests_per_minute=3000)
+    svc, _ = _start(
+        service_factory,
+        box,
+        qbo_use_batch=False,
+        qbo_requests_per_minute=3000,
+        qbo_rate_window_seconds=6,
+    )
     classes = class_tree("tok", 300)
 
     def expire_now(sent: int) -> None:
@@ -248,7 +255,7 @@ def test_503_html_answers_and_dropped_connections(
         seed=7,
         rate_window=6,  # 500 per 6 s: the retries and look-ups run at 3,000/min
     )
-    svc, _ = _start(service_factory, box, qbo_requests_per_minute=3000)
+    svc, _ = _start(service_factory, box, qbo_requests_per_minute=3000, qbo_rate_window_seconds=6)
     classes = class_tree("flaky", 300)
     replies = stream(svc.app.port, chunked(classes, 15), pause=0.05)
     accepted = accepted_ids(replies)
