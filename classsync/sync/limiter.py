@@ -61,9 +61,9 @@ class _RealmGate:
             now = self.clock()
             while self.batch_window and self.batch_window[0] <= now - self.window_s:
                 self.batch_window.popleft()
-            # Batches may come in a burst: only the count in any window is bounded (that
-            # also bounds every fixed window QBO might count in), so a backlog drains at once.
-            start = now
+            # Evenly spaced like single calls: a burst booked here could still reach QBO
+            # bunched up (each waits for a slot after booking) and trip its window.
+            start = max(now, self.next_batch)
             if len(self.batch_window) >= self.batch_per_window:
                 start = max(start, self.batch_window[-self.batch_per_window] + self.window_s)
             if start - now > max_wait:
