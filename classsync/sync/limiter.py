@@ -170,37 +170,26 @@ class RateLimiter:
         """How many processes this one currently shares the limits with (itself included)."""
         return self._replicas
 
-    @contextmanager
-    def call(self, realm_id: str, *, batch: bool = False) -> Iterator[None]:
+    def call(self, realm_id: str, *, batch: bool = False) -> AbstractContextManager[None]:
         """Hold one QBO request slot for ``realm_id`` for the duration of the block.
 
         ``batch=True`` for a ``/batch`` request: it is paced by the batch budget as well.
         """
         gate = self._gate(realm_id)
-        if batch:
-            wait = gate.reserve_batch()
-            if wait > 0:
-                self._sleep(wait)
+        return self._slot(gate, gate.reserve_batch() if batch else 0.0)
+
+    @contextmanager
+    def _slot(self, gate: _RealmGate, budget_wait: float) -> Iterator[None]:
+        """Wait ``budget_wait`` (batch budget, booked before a slot so no slot idles), take an
+        in-flight slot, then wait for the paced start time and any throttle pause."""
+        if budget_wait > 0:
+            self._sleep(budget_wait)
         gate.acquire_slot()
         try:
             wait = gate.reserve()
             while wait > 0:
                 self._sleep(wait)
                 # A throttle pause may have started while we slept.
-                wait = max(0.0, gate.paused_until - self._clock())
-            yield
-        finally:
-            gate.release_slot()
-
-    @contextmanager
-    def _booked_batch(self, gate: _RealmGate, wait: float) -> Iterator[None]:
-        if wait > 0:
-            self._sleep(wait)
-        gate.acquire_slot()
-        try:
-            wait = gate.reserve()
-            while wait > 0:
-                self._sleep(wait)
                 wait = max(0.0, gate.paused_until - self._clock())
             yield
         finally:
@@ -219,7 +208,7 @@ class RateLimiter:
         wait = gate.try_reserve_batch(max_wait)
         if wait is None:
             return None
-        return self._booked_batch(gate, wait)
+        return self._slot(gate, wait)
 
     def pause(self, realm_id: str, seconds: float) -> None:
         """Stop starting calls for ``realm_id`` for ``seconds`` (after a 429 or 503)."""
