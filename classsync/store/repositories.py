@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, case, func, select, text, update
 from sqlalchemy.orm import Session
@@ -272,7 +272,7 @@ class ClassRepository:
     ) -> None:
         _insert_rows(self._session, QBClass.__table__, inserts)
         if updates:
-            table = QBClass.__table__
+            table = _CLASS
             statement = (
                 update(table)
                 .where(table.c.id == bindparam("b_id"))
@@ -411,7 +411,7 @@ _OWNED = and_(
     _JOB.c.leaseOwner == bindparam("owner"),
     _JOB.c.status == IN_PROGRESS,
 )
-_RELEASED = {
+_RELEASED: dict[Any, Any] = {
     _JOB.c.outcomeUnknown: False,
     _JOB.c.leaseOwner: None,
     _JOB.c.leaseExpiresAt: None,
@@ -492,7 +492,7 @@ class JobQueue:
             if class_id in existing
         ]
         if requeue:
-            table = SyncJob.__table__
+            table = _JOB
             self._session.connection().execute(
                 update(table)
                 .where(table.c.classId == bindparam("b_id"))
@@ -518,9 +518,10 @@ class JobQueue:
         wanted = [class_id for class_id in touched if class_id in existing]
         for chunk in _chunks(wanted):
             generations.update(
-                self._session.execute(
+                (class_id, generation)
+                for class_id, generation in self._session.execute(
                     select(SyncJob.class_id, SyncJob.generation).where(SyncJob.class_id.in_(chunk))
-                ).all()
+                )
             )
         return generations
 
@@ -868,11 +869,12 @@ class JobQueue:
 
     def counts(self) -> dict[str, int]:
         """Number of jobs per status."""
-        return dict(
-            self._session.execute(
+        return {
+            status: int(count)
+            for status, count in self._session.execute(
                 select(SyncJob.status, func.count()).group_by(SyncJob.status)
-            ).all()
-        )
+            )
+        }
 
     def oldest_pending(self) -> datetime | None:
         """Creation time of the oldest job not yet synced."""
