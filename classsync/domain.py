@@ -341,6 +341,18 @@ class QboThrottled(QboRetryable):
         self.retry_after = retry_after
 
 
+class QboServerError(QboRetryable):
+    """QBO answered HTTP 5xx: its own trouble, not a verdict on the payload.
+
+    A burst of these means QBO (or the realm's shard) is struggling, so the realm pauses as it
+    does after a 429 instead of every worker hammering it.
+    """
+
+    def __init__(self, message: str, *, status: int, code: str = "", detail: str = "") -> None:
+        super().__init__(message, code=code, detail=detail)
+        self.status = status
+
+
 class QboOutcomeUnknown(QboRetryable):
     """The request may have reached QBO (timeout or dropped connection after sending)."""
 
@@ -393,6 +405,7 @@ __all__ = [
     "QboOutcomeUnknown",
     "QboRejected",
     "QboRetryable",
+    "QboServerError",
     "QboStaleSyncToken",
     "QboThrottled",
     "RealmTokens",
