@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -24,65 +23,11 @@ from classsync.domain import (
     split_full_name,
 )
 from classsync.store.models import QBClass, SyncJob
+from classsync.sync.ports import ClaimedJob, ClassSnapshot, JobState, StoredClass
 
 # Job states in "ClasssyncJob"."status" (text, see models).
 IN_PROGRESS = "IN_PROGRESS"
 _CHUNK = 500  # bound the size of IN (...) lists
-
-
-@dataclass(frozen=True, slots=True)
-class StoredClass:
-    """A Class row was written and its sync job (re)queued at ``generation``."""
-
-    class_id: str
-    generation: int
-
-
-@dataclass(frozen=True, slots=True)
-class ClassSnapshot:
-    """The local state the engine needs to sync one Class."""
-
-    class_id: str
-    qb_id: str | None
-    name: str
-    key: str
-    is_active: bool
-    is_sparse: bool
-    version_token: int
-
-    @property
-    def parent_key(self) -> str | None:
-        """QBO-form path of the parent, None for a top-level Class."""
-        path = split_full_name(self.key)
-        return join_path(path[:-1]) if len(path) > 1 else None
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedJob:
-    """A job leased to one worker."""
-
-    class_id: str
-    realm_id: str
-    generation: int
-    attempts: int
-    depth: int
-    outcome_unknown: bool
-    snapshot: ClassSnapshot
-    # (QBO Id, job status) of the parent, read in the claim's transaction; None at top level.
-    parent: tuple[str | None, str | None] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JobState:
-    """Where a Class's sync stands, for answering callers."""
-
-    class_id: str
-    status: str
-    generation: int
-    qb_id: str | None
-    version_token: int
-    error_code: str | None
-    error_message: str | None
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:

@@ -3,31 +3,11 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from classsync.store.repositories import ClassRepository, JobQueue
-
-
-class UnitOfWork(Protocol):
-    """What the sync layer needs from storage: repositories plus commit/rollback."""
-
-    classes: ClassRepository
-    jobs: JobQueue
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def commit(self) -> None: ...
-
-    def rollback(self) -> None: ...
 
 
 class SqlAlchemyUnitOfWork:

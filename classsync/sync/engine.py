@@ -27,11 +27,9 @@ from classsync.domain import (
     QboThrottled,
     SyncStatus,
 )
-from classsync.qbo.gateway import QboGateway
-from classsync.store.repositories import ClaimedJob, JobState
-from classsync.store.unit_of_work import UnitOfWork
 from classsync.sync.backoff import RetryPolicy
 from classsync.sync.limiter import RateLimiter
+from classsync.sync.ports import ClaimedJob, JobState, QboGateway, UnitOfWork
 from classsync.sync.settled import SettledBoard
 
 log = structlog.get_logger(__name__)

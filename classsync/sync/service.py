@@ -20,8 +20,7 @@ from classsync.domain import (
     ValidClass,
     validate,
 )
-from classsync.store.repositories import JobState, StoredClass
-from classsync.store.unit_of_work import UnitOfWork
+from classsync.sync.ports import JobState, StoredClass, UnitOfWork
 from classsync.sync.settled import SettledBoard
 
 log = structlog.get_logger(__name__)

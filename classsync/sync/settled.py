@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from classsync.store.repositories import JobState
+from classsync.sync.ports import JobState
 
 
 class SettledBoard:

@@ -11,8 +11,8 @@ from sqlalchemy import select, text
 from classsync.domain import ClassInput, ErrorCode, QboClass, Rejection, ValidClass, validate
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.models import QBClass, SyncJob
-from classsync.store.repositories import StoredClass
 from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
+from classsync.sync.ports import StoredClass
 
 pytestmark = pytest.mark.integration
 

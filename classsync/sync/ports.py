@@ -1,0 +1,243 @@
+"""What the sync layer needs from storage, QBO and time, and the data it passes: owned by sync.
+
+``classsync.store`` and ``classsync.qbo`` implement these protocols; the engine and the ingest
+service see only them, so tests can drive every decision with the fakes in ``tests/fakes.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Protocol, Self
+
+from classsync.domain import (
+    ClassWrite,
+    QboClass,
+    QboError,
+    Rejection,
+    ValidClass,
+    join_path,
+    split_full_name,
+)
+
+
+class JobStatus(enum.StrEnum):
+    """Where a sync job stands; stored as text in ``ClasssyncJob.status``.
+
+    IN_PROGRESS is internal to the queue (a worker holds the lease); callers see it as PENDING.
+    """
+
+    PENDING = "PENDING"
+    IN_PROGRESS = "IN_PROGRESS"
+    SYNCED = "SYNCED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredClass:
+    """A Class row was written and its sync job (re)queued at ``generation``."""
+
+    class_id: str
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClassSnapshot:
+    """The local state the engine needs to sync one Class."""
+
+    class_id: str
+    qb_id: str | None
+    name: str
+    key: str
+    is_active: bool
+    is_sparse: bool
+    version_token: int
+
+    @property
+    def parent_key(self) -> str | None:
+        """QBO-form path of the parent, None for a top-level Class."""
+        path = split_full_name(self.key)
+        return join_path(path[:-1]) if len(path) > 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job leased to one worker."""
+
+    class_id: str
+    realm_id: str
+    generation: int
+    attempts: int
+    depth: int
+    outcome_unknown: bool
+    snapshot: ClassSnapshot
+    # (QBO Id, job status) of the parent, read in the claim's transaction; None at top level.
+    parent: tuple[str | None, str | None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """Where a Class's sync stands, for answering callers."""
+
+    class_id: str
+    status: str
+    generation: int
+    qb_id: str | None
+    version_token: int
+    error_code: str | None
+    error_message: str | None
+
+
+class ClassStore(Protocol):
+    """QBClass rows: stored by identity (qb_id, else fully-qualified name)."""
+
+    def save_batch(
+        self, items: Sequence[ValidClass], realm_id: str, now: datetime
+    ) -> list[StoredClass | Rejection]:
+        """Upsert the rows and (re)queue their jobs; one result per item, in order."""
+        ...
+
+
+class JobStore(Protocol):
+    """The sync-job queue: claim with a lease, record outcomes, answer states."""
+
+    def claim(
+        self,
+        *,
+        owner: str,
+        limit: int,
+        lease: timedelta,
+        now: datetime,
+        realm_id: str | None = None,
+    ) -> list[ClaimedJob]:
+        """Lease up to ``limit`` due jobs to ``owner`` (parents before children)."""
+        ...
+
+    def extend_leases(self, owner: str, class_ids: Sequence[str], *, until: datetime) -> int:
+        """Push out the leases ``owner`` still holds; how many it still held."""
+        ...
+
+    def parent_state(self, parent_key: str) -> tuple[str | None, str | None]:
+        """(QBO Id, job status) of the Class at ``parent_key``; (None, None) if unknown."""
+        ...
+
+    def record_synced(
+        self, claimed: ClaimedJob, owner: str, qbo: QboClass, now: datetime
+    ) -> JobState | None:
+        """Store QBO's Id and SyncToken and finish the job; None if the lease was lost."""
+        ...
+
+    def record_link(self, claimed: ClaimedJob, qbo: QboClass, now: datetime) -> None:
+        """Link the row to an existing QBO class (found by name) before updating it."""
+        ...
+
+    def retry_later(
+        self,
+        claimed: ClaimedJob,
+        owner: str,
+        *,
+        at: datetime,
+        error_code: str,
+        error_message: str,
+        count_attempt: bool,
+        outcome_unknown: bool,
+        now: datetime,
+    ) -> None:
+        """Hand the job back, due again at ``at``."""
+        ...
+
+    def record_failed(
+        self, claimed: ClaimedJob, owner: str, *, error_code: str, error_message: str, now: datetime
+    ) -> None:
+        """Finish the job as FAILED with its reason."""
+        ...
+
+    def release_jobs(self, owner: str, class_ids: Sequence[str], now: datetime) -> int:
+        """Hand back some of ``owner``'s leased jobs untouched (no attempt counted)."""
+        ...
+
+    def release(self, owner: str, now: datetime) -> int:
+        """Hand back every lease ``owner`` holds (graceful stop)."""
+        ...
+
+    def states(self, class_ids: Sequence[str]) -> dict[str, JobState]:
+        """Current job state and QBO link of each Class."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """Number of jobs per status."""
+        ...
+
+    def oldest_pending(self) -> datetime | None:
+        """When the oldest job not yet synced last changed."""
+        ...
+
+    def requeue(self, *, failed_only: bool, class_ids: Sequence[str], now: datetime) -> int:
+        """Put jobs back in the queue with fresh attempts."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction with the stores bound to it. Leaving without ``commit()`` rolls back."""
+
+    @property
+    def classes(self) -> ClassStore:
+        """The Class rows, in this transaction."""
+        ...
+
+    @property
+    def jobs(self) -> JobStore:
+        """The job queue, in this transaction."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None:
+        """Make the work durable."""
+        ...
+
+    def rollback(self) -> None:
+        """Drop the work."""
+        ...
+
+
+class QboGateway(Protocol):
+    """What the sync engine needs from QBO for Classes; raises only domain ``QboError``s."""
+
+    def create(self, realm_id: str, write: ClassWrite) -> QboClass:
+        """Create a Class (``write.qbo_id`` is None); ``write.request_id`` makes it idempotent."""
+        ...
+
+    def update(self, realm_id: str, write: ClassWrite) -> QboClass:
+        """Update a Class by Id + SyncToken; a sparse update when ``write.sparse``."""
+        ...
+
+    def read(self, realm_id: str, qbo_id: str) -> QboClass:
+        """Read one Class by Id."""
+        ...
+
+    def find_by_name(self, realm_id: str, fully_qualified_name: str) -> QboClass | None:
+        """The Class with this FullyQualifiedName, active or inactive, if any."""
+        ...
+
+    def batch_write(self, realm_id: str, writes: Sequence[ClassWrite]) -> list[QboClass | QboError]:
+        """Up to 30 creates/updates in one request; results in input order, faults per item."""
+        ...
+
+
+class Clock(Protocol):
+    """Wall-clock time for stamps and due times (UTC, timezone-aware)."""
+
+    def now(self) -> datetime:
+        """The current time."""
+        ...
