@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,9 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from classsync.api.server import BuiltServer, build_server
 from classsync.api.servicer import ClassServiceServicer
-from classsync.config import Settings, is_loopback_url
+from classsync.config import Settings
+from classsync.qbo.endpoints import allow_plain_http_if_loopback
 from classsync.qbo.gateway import QuickbooksGateway
-from classsync.qbo.tokens import TokenManager, make_auth_client_factory
+from classsync.qbo.oauth import make_auth_client_factory
+from classsync.qbo.token_manager import TokenManager
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.migrate import upgrade
 from classsync.store.replicas import ReplicaRegistry
@@ -33,20 +34,6 @@ log = structlog.get_logger(__name__)
 # Replicas announce themselves this often; one silent for the TTL no longer holds a share of QBO.
 _HEARTBEAT_INTERVAL_S = 2.0
 _HEARTBEAT_TTL_S = 7.0
-
-
-def allow_plain_http_if_loopback(settings: Settings) -> None:
-    """python-quickbooks/oauthlib refuse http:// unless told; allow it only for a loopback QBO.
-
-    Real QBO is always https, so this never weakens production (design.md §6).
-    """
-    urls = [settings.api_base_url]
-    if settings.intuit_environment not in ("sandbox", "production"):
-        urls.append(settings.intuit_environment)
-    if all(is_loopback_url(u) for u in urls if u.startswith("http://")) and any(
-        u.startswith("http://") for u in urls
-    ):
-        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
 
 
 def token_cipher(settings: Settings) -> TokenCipher:
@@ -83,7 +70,7 @@ def build_storage(settings: Settings, *, migrate: bool = True) -> Storage:
 
 def build_token_manager(settings: Settings, storage: Storage) -> TokenManager:
     """OAuth token lifecycle for every realm, persisted in the database."""
-    allow_plain_http_if_loopback(settings)
+    allow_plain_http_if_loopback(settings.api_base_url, settings.intuit_environment)
     factory = make_auth_client_factory(
         settings.qbo_client_id,
         settings.qbo_client_secret.get_secret_value(),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from classsync.qbo.endpoints import intuit_environment, resolve_api_base_url
 
 # The local emulator `classsync sandbox` listens here by default, and ships a development app and
 # realm, so a fresh checkout runs with no Intuit account (design.md §5).
@@ -16,30 +16,6 @@ DEV_CLIENT_ID = "sandbox-client-id"
 DEV_CLIENT_SECRET = "sandbox-client-secret"
 DEV_REALM_ID = "9130350000000000001"
 DEV_REFRESH_TOKEN = "sandbox-dev-refresh-token"
-
-# intuit-oauth picks Intuit's discovery document for these words; anything else is a URL.
-_INTUIT_ENVIRONMENTS = {
-    "sandbox": "sandbox",
-    "sand": "sandbox",
-    "production": "production",
-    "prod": "production",
-}
-# python-quickbooks base URLs (qbo-reference.md §1.6).
-_INTUIT_API_BASE = {
-    "sandbox": "https://sandbox-quickbooks.api.intuit.com/v3",
-    "production": "https://quickbooks.api.intuit.com/v3",
-}
-
-
-def is_loopback_url(url: str) -> bool:
-    """True when the URL's host is this machine (127.0.0.0/8, ::1 or localhost)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Settings(BaseSettings):
@@ -123,18 +99,12 @@ class Settings(BaseSettings):
     @property
     def intuit_environment(self) -> str:
         """The `environment=` argument for intuit-oauth: a keyword, or a discovery URL."""
-        return _INTUIT_ENVIRONMENTS.get(self.qbo_environment.strip().lower(), self.qbo_environment)
+        return intuit_environment(self.qbo_environment)
 
     @property
     def api_base_url(self) -> str:
         """Accounting API base (…/v3): explicit, Intuit's for sandbox/production, else beside discovery."""
-        if self.qbo_api_base_url:
-            return self.qbo_api_base_url.rstrip("/")
-        known = _INTUIT_API_BASE.get(self.intuit_environment)
-        if known:
-            return known
-        parts = urlsplit(self.qbo_environment)
-        return f"{parts.scheme}://{parts.netloc}/v3"
+        return resolve_api_base_url(self.qbo_environment, self.qbo_api_base_url)
 
     @property
     def uses_dev_sandbox(self) -> bool:

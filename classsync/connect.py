@@ -10,9 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from classsync.bootstrap import allow_plain_http_if_loopback, build_storage
-from classsync.config import Settings, is_loopback_url
-from classsync.qbo.tokens import authorization_url, exchange_code, make_auth_client_factory
+from classsync.bootstrap import build_storage
+from classsync.config import Settings
+from classsync.qbo.endpoints import allow_plain_http_if_loopback, is_loopback_url
+from classsync.qbo.oauth import authorization_url, exchange_code, make_auth_client_factory
 
 
 class _Callback(http.server.BaseHTTPRequestHandler):
@@ -40,7 +41,7 @@ def run_connect(settings: Settings, *, open_browser: bool, timeout: float) -> st
     The redirect lands on a one-shot local HTTP listener at QBO_REDIRECT_URI. With the local
     sandbox the authorize endpoint redirects straight back, so the command follows it itself.
     """
-    allow_plain_http_if_loopback(settings)
+    allow_plain_http_if_loopback(settings.api_base_url, settings.intuit_environment)
     redirect = urlsplit(settings.qbo_redirect_uri)
     # A fresh subclass per run: its class attributes carry this run's result and event.
     handler: type[_Callback] = type(

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TypeGuard
 
 import requests
 from urllib3.exceptions import NewConnectionError
@@ -21,6 +22,7 @@ from classsync.domain import (
     QboOutcomeUnknown,
     QboRejected,
     QboRetryable,
+    QboServerError,
     QboStaleSyncToken,
     QboThrottled,
 )
@@ -28,13 +30,13 @@ from classsync.domain import (
 # Error text is bounded: a 503 can carry a whole HTML page, and a message is for humans and logs.
 _MAX_TEXT = 300
 # python-quickbooks' generic code for "not a QBO fault" (unreadable body, non-200 without Fault);
-# qbo-reference §2.3 steps 2 and 4.
+# docs/qbo.md, "python-quickbooks".
 _SDK_GENERIC_CODE = 10000
 _UNREADABLE_PREFIX = "Error reading json response"
 _STATUS_PREFIX = "Error returned with status code"
 _SDK_AUTH_FAILED = "Application authentication failed"
 _STATUS_IN_MESSAGE = re.compile(r"status code '?(\d{3})")
-# QBO's throttle fault in any body shape (JSON, XML, text): qbo-reference §2.2 "Throttle body".
+# QBO's throttle fault in any body shape (JSON, XML, text): docs/qbo.md, "Limits and throttling".
 _THROTTLE_MARKERS = ("ThrottleExceeded", "errorCode=003001", 'code="3001"', "statusCode=429")
 _XML_ERROR_CODE = re.compile(r"<Error[^>]*\bcode=\"(\d+)\"", re.IGNORECASE)
 _XML_MESSAGE = re.compile(r"<Message>(.*?)</Message>", re.IGNORECASE | re.DOTALL)
@@ -42,19 +44,25 @@ _XML_DETAIL = re.compile(r"<Detail>(.*?)</Detail>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"\s+")
 
-# Fault codes with a meaning of their own (qbo-reference §2.2).
+# Fault codes with a meaning of their own (docs/qbo.md, "Errors").
 _STALE = 5010
 _DUPLICATE = 6240
 _NOT_FOUND = 610
 _INVALID_REFERENCE = 2500
 _THROTTLED = frozenset({3001, 429})
-# 3200 AuthenticationFailed and HTTP 401; 100 "General Authentication Error" is also a 401 (§2.1).
+# 3200 AuthenticationFailed and HTTP 401; 100 "General Authentication Error" is also a 401
+# (docs/qbo.md, "Errors").
 _AUTH_EXPIRED = frozenset({3200, 401, 100})
 
 
 def _clip(text: str) -> str:
     text = _SPACES.sub(" ", text).strip()
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
+
+
+def _is_server_error(status: int | None) -> TypeGuard[int]:
+    """True for an HTTP 5xx status."""
+    return status is not None and 500 <= status <= 599
 
 
 def _to_int(code: object) -> int | None:
@@ -91,19 +99,22 @@ def from_fault(
     status: int | None = None,
     retry_after: float | None = None,
 ) -> QboError:
-    """Classify one QBO fault (``Fault.Error[0]``) by its integer code, as in qbo-reference §2.2.
+    """Classify one QBO fault (``Fault.Error[0]``) by its integer code (docs/qbo.md, "Errors").
 
     python-quickbooks picks exception classes by code *range* (5010 and 6240 both land on the base
-    ``QuickbooksException``; §2.3), so the code, not the exception type, decides here.
+    ``QuickbooksException``; docs/qbo.md, "python-quickbooks"), so the code, not the exception
+    type, decides here. A fault that came with HTTP ``status`` 5xx and has no specific meaning is
+    a ``QboServerError``.
     """
     number = _to_int(code)
     text = _clip(f"QBO fault {code}: {message}" + (f" - {detail}" if detail else ""))
     clean_detail = _clip(detail)
     if number is None:
         # A Fault without a usable code: nothing says the write was refused for good.
-        return QboRetryable(
-            _clip(f"QBO returned a fault without an error code: {message} {detail}")
-        )
+        no_code = _clip(f"QBO returned a fault without an error code: {message} {detail}")
+        if _is_server_error(status):
+            return QboServerError(no_code, status=status)
+        return QboRetryable(no_code)
     code_text = str(number)
     if number in _THROTTLED or status == 429:
         return QboThrottled(text, retry_after=retry_after, code=code_text)
@@ -117,9 +128,9 @@ def from_fault(
         return QboNotFound(text, code=code_text, detail=clean_detail)
     if number == _INVALID_REFERENCE:
         return QboInvalidReference(text, code=code_text, detail=clean_detail)
-    if status is not None and status >= 500:
+    if _is_server_error(status):
         # A fault on a 5xx answer is QBO's own trouble, not a verdict on our payload.
-        return QboRetryable(text, code=code_text, detail=clean_detail)
+        return QboServerError(text, status=status, code=code_text, detail=clean_detail)
     if 1 <= number <= 9999:
         return QboRejected(text, code=code_text, detail=clean_detail)
     # >= 10000: QBO's "application error" family, server side (python-quickbooks SevereException).
@@ -129,7 +140,8 @@ def from_fault(
 def _from_body(body: str, *, status: int | None, retry_after: float | None) -> QboError:
     """Classify a non-JSON (or Fault-less) error body: XML faults, HTML 5xx pages, plain text."""
     if status == 429 or any(marker in body for marker in _THROTTLE_MARKERS):
-        # ThrottleExceeded arrives as XML despite Accept: application/json (§2.2, §8 item 2).
+        # ThrottleExceeded arrives as XML despite Accept: application/json (docs/qbo.md,
+        # "Limits and throttling").
         return QboThrottled(
             _clip("QBO throttled the request (HTTP 429 / ThrottleExceeded)"),
             retry_after=retry_after,
@@ -147,11 +159,15 @@ def _from_body(body: str, *, status: int | None, retry_after: float | None) -> Q
         )
     status_text = f"HTTP {status}" if status else "an unreadable answer"
     snippet = _clip(_TAGS.sub(" ", body))
-    return QboRetryable(_clip(f"QBO returned {status_text}: {snippet}"))
+    summary = _clip(f"QBO returned {status_text}: {snippet}")
+    if _is_server_error(status):
+        # HTML/plain 5xx pages come from QBO's front end, not from the API: no fault code.
+        return QboServerError(summary, status=status)
+    return QboRetryable(summary)
 
 
 def _auth_failed(detail: str) -> QboAuthExpired:
-    """HTTP 401: the body uses lowercase ``fault.error[]`` keys (§2.2); keep its message only."""
+    """HTTP 401: the body uses lowercase ``fault.error[]`` keys (docs/qbo.md, "Errors")."""
     message = "QBO refused the access token (HTTP 401)"
     code = "401"
     try:
@@ -210,7 +226,7 @@ def _from_transport(exc: requests.RequestException, *, sent: bool) -> QboError:
 
 
 def _from_token_endpoint(exc: BaseException) -> QboError:
-    """intuitlib ``AuthClientError`` (token endpoint answered non-200); qbo-reference §5.2."""
+    """intuitlib ``AuthClientError`` (token endpoint answered non-200); docs/qbo.md, "OAuth tokens"."""
     status = getattr(exc, "status_code", None)
     content = getattr(exc, "content", b"") or b""
     body = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content)
@@ -232,8 +248,8 @@ def _from_token_endpoint(exc: BaseException) -> QboError:
         )
     if status == 429:
         return QboThrottled("the QBO token endpoint throttled the request (HTTP 429)", code="429")
-    if status is not None and status >= 500:
-        return QboRetryable(f"the QBO token endpoint answered HTTP {status}")
+    if _is_server_error(status):
+        return QboServerError(f"the QBO token endpoint answered HTTP {status}", status=status)
     return QboError(_clip(f"the QBO token endpoint answered HTTP {status}: {error or 'no error'}"))
 
 
@@ -264,7 +280,8 @@ def classify(
         message = str(getattr(exc, "message", "") or "")
         detail = str(getattr(exc, "detail", "") or "")
         if code == 401 and message == _SDK_AUTH_FAILED:
-            # make_request's own HTTP 401 check; detail is the raw lowercase-keyed body (§2.3 1.)
+            # make_request's own HTTP 401 check; detail is the raw lowercase-keyed body
+            # (docs/qbo.md, "python-quickbooks").
             return _auth_failed(detail)
         if code == _SDK_GENERIC_CODE and message.startswith(_UNREADABLE_PREFIX):
             body = message[len(_UNREADABLE_PREFIX) :].lstrip(": ")
@@ -282,9 +299,13 @@ def classify(
         return QboError("refusing to send a token over plain http to a non-loopback QBO endpoint")
     if isinstance(exc, TypeError | KeyError):
         # handle_exceptions compares `0 < ""` when a Fault error has no code, and indexes
-        # error["Message"] blindly (§2.3): an unreadable fault, not a verdict on our payload.
-        return QboRetryable(
+        # error["Message"] blindly (docs/qbo.md, "python-quickbooks"): an unreadable fault, not a
+        # verdict on our payload.
+        unreadable = (
             f"QBO returned a fault python-quickbooks could not read ({type(exc).__name__}: "
             "missing code or message)"
         )
+        if _is_server_error(status):
+            return QboServerError(unreadable, status=status)
+        return QboRetryable(unreadable)
     return QboRetryable(f"unexpected {type(exc).__name__} while calling QBO")

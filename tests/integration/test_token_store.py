@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from classsync.domain import QboDisconnected
-from classsync.qbo.tokens import TokenManager, make_auth_client_factory
+from classsync.qbo.oauth import make_auth_client_factory
+from classsync.qbo.token_manager import TokenManager
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.models import QboRealm
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher

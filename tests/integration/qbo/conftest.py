@@ -12,7 +12,9 @@ import pytest
 
 from classsync.domain import ClassWrite, QboClass, RealmTokens
 from classsync.qbo.gateway import QuickbooksGateway
-from classsync.qbo.tokens import InMemoryTokenStore, TokenManager, make_auth_client_factory
+from classsync.qbo.oauth import make_auth_client_factory
+from classsync.qbo.token_manager import TokenManager
+from classsync.qbo.token_storage import InMemoryTokenStore
 
 CLIENT_ID = "sandbox-client-id"
 CLIENT_SECRET = "sandbox-client-secret"

@@ -18,6 +18,7 @@ from classsync.domain import (
     QboOutcomeUnknown,
     QboRejected,
     QboRetryable,
+    QboServerError,
     QboStaleSyncToken,
     QboThrottled,
 )
@@ -72,18 +73,36 @@ def test_429_in_either_body_format_is_throttled_with_retry_after(body: str) -> N
 
 
 @pytest.mark.parametrize("error_body", ["html", "json", "text", "empty"])
-def test_5xx_is_retryable_not_throttled_nor_rejected(fresh_stack: Stack, error_body: str) -> None:
+def test_5xx_is_a_server_error_not_throttled_nor_rejected(
+    fresh_stack: Stack, error_body: str
+) -> None:
     fresh_stack.sandbox.admin.set_faults(
         error_rate=1.0, error_statuses=[503], error_body=error_body
     )
     with capture_logs() as logs, pytest.raises(QboRetryable) as caught:
         fresh_stack.create()
     error = caught.value
-    assert type(error) is QboRetryable  # not throttled, not "outcome unknown": QBO answered
+    # Not throttled, not "outcome unknown" (QBO answered), not rejected: QBO's own trouble.
+    assert type(error) is QboServerError
+    assert error.status == 503
     assert "<html" not in str(error).lower()
     calls = [e for e in logs if e["event"] == "qbo_call"]
     assert calls[-1]["http_status"] == 503
-    assert calls[-1]["status"] == "QboRetryable"
+    assert calls[-1]["status"] == "QboServerError"
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_every_5xx_status_is_a_server_error_for_reads_and_batches(
+    fresh_stack: Stack, status: int
+) -> None:
+    fresh_stack.sandbox.admin.set_faults(error_rate=1.0, error_statuses=[status])
+    with pytest.raises(QboServerError) as read_error:
+        fresh_stack.gateway.read(fresh_stack.realm_id, "1")
+    assert read_error.value.status == status
+    write = ClassWrite(name=unique("Batch5xx"), active=True, request_id=str(uuid.uuid4()))
+    with pytest.raises(QboServerError) as batch_error:
+        fresh_stack.gateway.batch_write(fresh_stack.realm_id, [write])
+    assert batch_error.value.status == status
 
 
 def test_dropped_connection_during_a_write_is_outcome_unknown(fresh_stack: Stack) -> None:

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from classsync.domain import QboDisconnected, RealmTokens
-from classsync.qbo.tokens import authorization_url, exchange_code, make_auth_client_factory
+from classsync.qbo.oauth import authorization_url, exchange_code, make_auth_client_factory
 from tests.integration.qbo.conftest import (
     CLIENT_ID,
     CLIENT_SECRET,
