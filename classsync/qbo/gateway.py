@@ -37,30 +37,6 @@ T = TypeVar("T")
 
 # The sync layer will own these two protocols (classsync/sync/ports.py); they stay here until the
 # engine imports them from there.
-class QboGateway(Protocol):
-    """What the sync engine needs from QBO for Classes; raises only domain ``QboError``s."""
-
-    def create(self, realm_id: str, write: ClassWrite) -> QboClass:
-        """Create a Class (``write.qbo_id`` is None); ``write.request_id`` makes it idempotent."""
-        ...
-
-    def update(self, realm_id: str, write: ClassWrite) -> QboClass:
-        """Update a Class by Id + SyncToken; a sparse update when ``write.sparse``."""
-        ...
-
-    def read(self, realm_id: str, qbo_id: str) -> QboClass:
-        """Read one Class by Id."""
-        ...
-
-    def find_by_name(self, realm_id: str, fully_qualified_name: str) -> QboClass | None:
-        """The Class with this FullyQualifiedName, active or inactive, if any."""
-        ...
-
-    def batch_write(self, realm_id: str, writes: Sequence[ClassWrite]) -> list[QboClass | QboError]:
-        """Up to 30 creates/updates in one request; results in input order, faults per item."""
-        ...
-
-
 class AccessTokens(Protocol):
     """The part of ``TokenManager`` the gateway uses."""
 
@@ -74,7 +50,7 @@ class AccessTokens(Protocol):
 
 
 class QuickbooksGateway:
-    """``QboGateway`` over python-quickbooks 0.9.12, with the SDK's traps handled.
+    """``classsync.sync.ports.QboGateway`` over python-quickbooks 0.9.12, with the SDK's traps handled.
 
     Args:
         tokens: hands out access tokens and refreshes after a 401 (a ``TokenManager``).
@@ -238,4 +214,4 @@ class QuickbooksGateway:
         log.info("qbo_call", **fields)
 
 
-__all__ = ["AccessTokens", "QboGateway", "QuickbooksGateway"]
+__all__ = ["AccessTokens", "QuickbooksGateway"]
