@@ -10,7 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The local emulator `classsync sandbox` listens here by default, and ships a development app and
-# realm, so a fresh checkout runs with no Intuit account (design.md §5).
+# realm, so a fresh checkout runs with no Intuit account (classsync/sandbox/README.md).
 DEV_SANDBOX_URL = "http://127.0.0.1:8765"
 DEV_CLIENT_ID = "sandbox-client-id"
 DEV_CLIENT_SECRET = "sandbox-client-secret"
@@ -24,7 +24,7 @@ _INTUIT_ENVIRONMENTS = {
     "production": "production",
     "prod": "production",
 }
-# python-quickbooks base URLs (qbo-reference.md §1.6).
+# python-quickbooks base URLs (docs/qbo.md, "The Class entity").
 _INTUIT_API_BASE = {
     "sandbox": "https://sandbox-quickbooks.api.intuit.com/v3",
     "production": "https://quickbooks.api.intuit.com/v3",
