@@ -50,7 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _maybe_start_sandbox(settings: Settings, log: Any) -> Any:
-    """With no QBO configured, run the local emulator in-process (design.md §5)."""
+    """With no QBO configured, run the local emulator in-process, so no Intuit account is needed."""
     if not settings.uses_dev_sandbox:
         return None
     import socket

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from classsync.qbo.endpoints import intuit_environment, resolve_api_base_url
 
 # The local emulator `classsync sandbox` listens here by default, and ships a development app and
-# realm, so a fresh checkout runs with no Intuit account (design.md §5).
+# realm, so a fresh checkout runs with no Intuit account (classsync/sandbox/README.md).
 DEV_SANDBOX_URL = "http://127.0.0.1:8765"
 DEV_CLIENT_ID = "sandbox-client-id"
 DEV_CLIENT_SECRET = "sandbox-client-secret"

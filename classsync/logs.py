@@ -47,7 +47,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     """Configure structlog and route stdlib logs (grpc, sqlalchemy, alembic) through the same chain.
 
     Tracebacks are rendered without frame locals: structlog's default `show_locals=True` would put
-    OAuth tokens held in local variables into the log (style.md §1 A3).
+    OAuth tokens held in local variables into the log (secrets never reach a log).
     """
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     shared: list[Any] = [

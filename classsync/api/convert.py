@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from classsync.api._generated import class_service_pb2 as pb
 from classsync.domain import ClassInput, ClassOutcome
 
-# Response texts are part of the wire contract with the Node callers (design.md §1).
+# Response texts are part of the wire contract with the Node callers (protos/class_service.proto).
 SUCCESS_MESSAGE = "✅ Classes created and synced successfully"
 FAILURE_MESSAGE = "❌ Error during creation or QB sync"
 

@@ -56,7 +56,7 @@ def _bindir() -> Path | None:
 
 @contextlib.contextmanager
 def _throwaway_server() -> Iterator[str]:
-    """initdb + pg_ctl from the local binaries (as user postgres: it refuses root, design.md §6)."""
+    """initdb + pg_ctl from the local binaries (as user postgres: PostgreSQL refuses to run as root)."""
     bindir = _bindir()
     if bindir is None:
         raise RuntimeError("no PostgreSQL: set BENCH_DATABASE_URL or install postgresql")

@@ -25,66 +25,70 @@ def _row(scenario: str, measure: str, value: str, target: str, met: bool | None)
 
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per measured figure, with its target and whether it was met (None: no target)."""
-    rows: list[dict[str, Any]] = []
     scenarios = report["scenarios"]
-    for run in scenarios.get("ingest", {}).get("runs", []):
-        rows.append(
-            _row(
-                "a. ingest",
-                f"{run['label']}, {run.get('answer', '')} (server "
-                f"{run['server_cpu_us_per_class']} us + "
-                f"PostgreSQL {run['postgres_cpu_us_per_class']} us CPU per Class)",
-                f"{run['classes_per_second']:,} Classes/s",
-                f">= {INGEST_TARGET:,}/s",
-                run["classes_per_second"] >= INGEST_TARGET and not run["errors"],
-            )
-        )
-    for run in scenarios.get("sync", {}).get("runs", []):
-        failed_429 = sum(n for code, n in run["failed_by_code"].items() if "3001" in code)
-        rows.append(
-            _row(
-                "b. sync",
-                f"{run['name']}: {run['mode']}, ceiling {run['ceiling_classes_per_minute']:,}"
-                f"/min, {run['qbo_latency_ms']:g} ms QBO latency ({run['throttled_429']} x 429, "
-                f"{failed_429} failed by 429)",
-                f"{run['steady_classes_per_minute']:,}/min = {run['ratio']:.1%}",
-                f">= {SYNC_TARGET:.0%}, 0 failed by 429",
-                run["finished"] and run["ratio"] >= SYNC_TARGET and failed_429 == 0,
-            )
-        )
+    rows = [_ingest_row(run) for run in scenarios.get("ingest", {}).get("runs", [])]
+    rows += [_sync_row(run) for run in scenarios.get("sync", {}).get("runs", [])]
     over = scenarios.get("overhead")
     if over:
-        rows.append(
-            _row(
-                "c. overhead",
-                f"one-Class stream minus {over['qbo_latency_ms']:g} ms QBO latency, p50 / p99",
-                f"{over['synced_overhead_p50_ms']} / {over['synced_overhead_p99_ms']} ms",
-                f"p99 <= {OVERHEAD_TARGET_MS:g} ms",
-                over["synced_overhead_p99_ms"] <= OVERHEAD_TARGET_MS and not over["not_synced"],
-            )
-        )
-        rows.append(
-            _row(
-                "c. overhead",
-                "one-Class stream answered when stored (wait 0), p50 / p99",
-                f"{over['stored_only_p50_ms']} / {over['stored_only_p99_ms']} ms",
-                "-",
-                None,
-            )
-        )
-    for run in scenarios.get("memory", {}).get("runs", []):
-        largest = run["classes"] >= 100_000
-        rows.append(
-            _row(
-                "d. memory",
-                f"server peak RSS, one stream x {run['classes']:,}, {run['mode']} answer "
-                f"(baseline {run['baseline_rss_mb']} MB, +{run['growth_bytes_per_class']} B/Class)",
-                f"{run['peak_rss_mb']} MB",
-                f"<= {RSS_TARGET_MB:g} MB" if largest else "-",
-                run["peak_rss_mb"] <= RSS_TARGET_MB if largest else None,
-            )
-        )
+        rows += _overhead_rows(over)
+    rows += [_memory_row(run) for run in scenarios.get("memory", {}).get("runs", [])]
     return rows
+
+
+def _ingest_row(run: dict[str, Any]) -> dict[str, Any]:
+    return _row(
+        "a. ingest",
+        f"{run['label']}, {run.get('answer', '')} (server "
+        f"{run['server_cpu_us_per_class']} us + "
+        f"PostgreSQL {run['postgres_cpu_us_per_class']} us CPU per Class)",
+        f"{run['classes_per_second']:,} Classes/s",
+        f">= {INGEST_TARGET:,}/s",
+        run["classes_per_second"] >= INGEST_TARGET and not run["errors"],
+    )
+
+
+def _sync_row(run: dict[str, Any]) -> dict[str, Any]:
+    failed_429 = sum(n for code, n in run["failed_by_code"].items() if "3001" in code)
+    return _row(
+        "b. sync",
+        f"{run['name']}: {run['mode']}, ceiling {run['ceiling_classes_per_minute']:,}"
+        f"/min, {run['qbo_latency_ms']:g} ms QBO latency ({run['throttled_429']} x 429, "
+        f"{failed_429} failed by 429)",
+        f"{run['steady_classes_per_minute']:,}/min = {run['ratio']:.1%}",
+        f">= {SYNC_TARGET:.0%}, 0 failed by 429",
+        run["finished"] and run["ratio"] >= SYNC_TARGET and failed_429 == 0,
+    )
+
+
+def _overhead_rows(over: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        _row(
+            "c. overhead",
+            f"one-Class stream minus {over['qbo_latency_ms']:g} ms QBO latency, p50 / p99",
+            f"{over['synced_overhead_p50_ms']} / {over['synced_overhead_p99_ms']} ms",
+            f"p99 <= {OVERHEAD_TARGET_MS:g} ms",
+            over["synced_overhead_p99_ms"] <= OVERHEAD_TARGET_MS and not over["not_synced"],
+        ),
+        _row(
+            "c. overhead",
+            "one-Class stream answered when stored (wait 0), p50 / p99",
+            f"{over['stored_only_p50_ms']} / {over['stored_only_p99_ms']} ms",
+            "-",
+            None,
+        ),
+    ]
+
+
+def _memory_row(run: dict[str, Any]) -> dict[str, Any]:
+    largest = run["classes"] >= 100_000
+    return _row(
+        "d. memory",
+        f"server peak RSS, one stream x {run['classes']:,}, {run['mode']} answer "
+        f"(baseline {run['baseline_rss_mb']} MB, +{run['growth_bytes_per_class']} B/Class)",
+        f"{run['peak_rss_mb']} MB",
+        f"<= {RSS_TARGET_MB:g} MB" if largest else "-",
+        run["peak_rss_mb"] <= RSS_TARGET_MB if largest else None,
+    )
 
 
 def table(rows: list[dict[str, Any]]) -> str:

@@ -82,24 +82,17 @@ def ingest(cfg: BenchSettings, admin_url: str, workdir: Path) -> dict[str, Any]:
     return {"runs": runs, "concurrency": cfg.ingest_concurrency}
 
 
-def _sync_run(
-    cfg: BenchSettings,
-    admin_url: str,
-    workdir: Path,
-    *,
-    name: str,
-    ceiling: int,
-    window: float,
-    classes: int,
-    batch: bool,
-) -> dict[str, Any]:
+def _sync_stack_options(
+    cfg: BenchSettings, *, ceiling: int, window: float, batch: bool
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Sandbox options and server environment for one sync run at ``ceiling`` requests/min."""
     per_window = max(1, round(ceiling * window / 60.0))
     sandbox = {
         "latency_ms": cfg.sync_latency_ms,
         "requests_per_minute": per_window,
         "rate_window": window,
         "max_in_flight": cfg.max_in_flight,
-        # QBO: 40 batch requests/min per realm and app (qbo-reference §4), scaled like the rest.
+        # QBO: 40 batch requests/min per realm and app (docs/qbo.md, "Batch"), scaled like the rest.
         "batch_requests_per_minute": max(1, round(40 * per_window / 500)),
         "max_batch_items": 30,
     }
@@ -113,6 +106,37 @@ def _sync_run(
         # A run lasts seconds: a 60 s throttle pause would only hide a 429 behind a timeout.
         "SYNC_THROTTLE_SECONDS": "5",
     }
+    return sandbox, server
+
+
+def _sync_rates(synced: list[float]) -> tuple[float, float]:
+    """(steady, first-to-last) Classes per minute from the engine's "syncedAt" stamps.
+
+    The stamps have ms precision; the middle 80 % of the run is the steady state, free of
+    start-up (token, first claims) and of the tail.
+    """
+    steady = whole = 0.0
+    if len(synced) >= 5:
+        lo, hi = int(0.1 * (len(synced) - 1)), int(0.9 * (len(synced) - 1))
+        if synced[hi] > synced[lo]:
+            steady = (hi - lo) / (synced[hi] - synced[lo]) * 60.0
+        if synced[-1] > synced[0]:
+            whole = (len(synced) - 1) / (synced[-1] - synced[0]) * 60.0
+    return steady, whole
+
+
+def _sync_run(
+    cfg: BenchSettings,
+    admin_url: str,
+    workdir: Path,
+    *,
+    name: str,
+    ceiling: int,
+    window: float,
+    classes: int,
+    batch: bool,
+) -> dict[str, Any]:
+    sandbox, server = _sync_stack_options(cfg, ceiling=ceiling, window=window, batch=batch)
     streams = [
         make_stream(make_classes(f"{name}{i}", min(100, classes - i * 100)), 100)
         for i in range((classes + 99) // 100)
@@ -132,15 +156,7 @@ def _sync_run(
         counters = st.realm_counters()
         jobs, failures = st.job_counts(), st.failure_codes()
         synced = st.synced_times()
-    # Rates come from the engine's own "syncedAt" stamps (ms precision): the middle 80 % of the
-    # run is the steady state, free of start-up (token, first claims) and of the tail.
-    steady = whole = 0.0
-    if len(synced) >= 5:
-        lo, hi = int(0.1 * (len(synced) - 1)), int(0.9 * (len(synced) - 1))
-        if synced[hi] > synced[lo]:
-            steady = (hi - lo) / (synced[hi] - synced[lo]) * 60.0
-        if synced[-1] > synced[0]:
-            whole = (len(synced) - 1) / (synced[-1] - synced[0]) * 60.0
+    steady, whole = _sync_rates(synced)
     per_class = {
         part: round((after - before) / max(len(synced), 1) * 1e6)
         for part, before, after in zip(("server", "sandbox", "postgres"), cpu0, cpu, strict=True)

@@ -21,7 +21,7 @@ from classsync.sandbox.pipeline import api as endpoint
 from classsync.sandbox.realm import Replay
 from classsync.sandbox.wire import QboFaultError
 
-# CDC answers at most 1000 objects (qbo-reference §6.1).
+# CDC answers at most 1000 objects (docs/qbo.md, "CDC and webhooks").
 CDC_MAX_OBJECTS = 1000
 
 
@@ -59,7 +59,7 @@ def _write_one(call: Call, body: dict[str, Any], visible_below: int | None = Non
 async def _idempotent(
     call: Call, key_suffix: str, limit: int, raw: bytes, work: Any
 ) -> web.Response:
-    """Run ``work`` once per requestid: a repeat gets the first answer, not a second write (§3)."""
+    """Run ``work`` once per requestid: a repeat gets the first answer, not a second write."""
     request_id = call.request.query.get("requestid", "")
     if not request_id:
         status, body = work()
@@ -178,12 +178,12 @@ async def run_batch(call: Call) -> web.Response:
     bids = ",".join(str(i.get("bId", "")) for i in items if isinstance(i, dict))
 
     def work() -> tuple[int, dict[str, Any]]:
-        # Items cannot see objects created earlier in the same batch (qbo-reference §1.2).
+        # Items cannot see objects created earlier in the same batch (docs/qbo.md, "Batch").
         visible = None if config.batch_items_see_earlier else call.realm.next_id
         answers = [_batch_item(call, item, visible) for item in items]
         return 200, {"BatchItemResponse": answers, "time": wire.iso_millis()}
 
-    # A retry is the same request only with the same requestid and the same bIds (§3).
+    # A retry is the same request only with the same requestid and bIds (docs/qbo.md, "Batch").
     return await _idempotent(call, f"#batch:{bids}", config.batch_requestid_max_length, raw, work)
 
 

@@ -25,7 +25,7 @@ def _opt(default: Any, help_text: str, group: str, choices: tuple[str, ...] = ()
 
 @dataclass(slots=True)
 class SandboxConfig:
-    """Every sandbox option. Defaults are QBO's published values (qbo-reference §4, §5)."""
+    """Every sandbox option. Defaults are QBO's published values (docs/qbo.md)."""
 
     # --- server
     host: str = _opt("127.0.0.1", "address to listen on", SERVER)

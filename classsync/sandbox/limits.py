@@ -33,7 +33,7 @@ def _count_since(times: deque[float], horizon: float) -> int:
 
 
 class Limiter:
-    """QBO's throttles (qbo-reference §4), counted per realm. Event-loop only, so no locks."""
+    """QBO's throttles (docs/qbo.md, "Limits and throttling"), per realm. Event-loop only: no locks."""
 
     def __init__(self) -> None:
         self._usage: dict[str, _RealmUsage] = {}

@@ -52,7 +52,7 @@ def _base_url(state: SandboxState, request: web.Request) -> str:
 
 
 async def discovery(request: web.Request) -> web.StreamResponse:
-    """The document intuitlib reads on AuthClient(environment=<this URL>) (qbo-reference §5.3)."""
+    """The document intuitlib reads on AuthClient(environment=<this URL>) (docs/qbo.md)."""
     base = _base_url(request.app[STATE], request)
     return json_response(
         {
@@ -119,7 +119,7 @@ def _oauth_error(error: str, status: int, description: str = "") -> web.Response
 
 
 async def token(request: web.Request) -> web.StreamResponse:
-    """authorization_code and refresh_token grants with Basic client authentication (§5.2)."""
+    """authorization_code and refresh_token grants with Basic client authentication."""
     state = request.app[STATE]
     if in_outage(state, None):
         return outage_response(state, request)
@@ -137,7 +137,7 @@ async def token(request: web.Request) -> web.StreamResponse:
         else:
             return _oauth_error("unsupported_grant_type", 400)
     except InvalidGrantError:
-        # Intuit sometimes sends just {"error": "invalid_grant"} (qbo-reference §5.2).
+        # Intuit sometimes sends just {"error": "invalid_grant"} (docs/qbo.md, "OAuth tokens").
         return _oauth_error("invalid_grant", 400)
     state.mark_dirty()
     return json_response(body)

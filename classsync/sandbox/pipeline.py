@@ -45,7 +45,7 @@ class DroppedError(Exception):
 
 
 def respond(status: int, body: bytes | str | dict[str, Any], content_type: str) -> web.Response:
-    """A response carrying an intuit_tid header, as QBO's do (qbo-reference §2.2)."""
+    """A response carrying an intuit_tid header, as QBO's do (docs/qbo.md, "Errors")."""
     if isinstance(body, dict):
         body = json.dumps(body, separators=(",", ":"))
     data = body.encode() if isinstance(body, str) else body
@@ -82,7 +82,7 @@ def server_error(config: SandboxConfig, status: int) -> web.Response:
 
 
 def throttled(state: SandboxState, reason: str) -> web.Response:
-    """HTTP 429 ThrottleExceeded in the configured body format (qbo-reference §2.2, §4)."""
+    """HTTP 429 ThrottleExceeded in the configured body format (docs/qbo.md, "Errors")."""
     config = state.config
     body, content_type = wire.throttle_body(config.throttle_body, reason)
     response = respond(429, body, content_type)

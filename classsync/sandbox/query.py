@@ -11,7 +11,8 @@ from typing import Any
 from classsync.sandbox import wire
 from classsync.sandbox.realm import ClassRecord, Realm
 
-# Data-queries page (qbo-reference §1.6): AND only, LIKE with '%', default 100 rows, max 1000.
+# QBO's query language (docs/qbo.md, "The Class entity"): AND only, LIKE with '%', default 100
+# rows, max 1000.
 DEFAULT_MAX_RESULTS = 100
 MAX_MAX_RESULTS = 1000
 
@@ -124,7 +125,8 @@ class _Parser:
     def value(self) -> Any:
         kind, raw = self.take()
         if kind == "string":
-            return re.sub(r"\\(.)", r"\1", raw[1:-1])  # QBO escapes ' with a backslash (§1.1)
+            # QBO escapes ' with a backslash (docs/qbo.md, "The Class entity").
+            return re.sub(r"\\(.)", r"\1", raw[1:-1])
         if kind == "number":
             return float(raw) if "." in raw else int(raw)
         if kind == "word" and raw.lower() in {"true", "false"}:
@@ -262,7 +264,7 @@ def run(realm: Realm, query: Query, *, active_only_default: bool) -> dict[str, A
             f"QueryValidationError: the sandbox serves Class only, not {query.entity}", 4001
         )
     conditions = list(query.conditions)
-    # A plain SELECT returns active list entities only (qbo-reference §1.4).
+    # A plain SELECT returns active list entities only (docs/qbo.md, "The Class entity").
     if active_only_default and not any(c.field == "Active" for c in conditions):
         conditions.append(Condition("Active", "=", (True,)))
     rows = [
@@ -276,7 +278,7 @@ def run(realm: Realm, query: Query, *, active_only_default: bool) -> dict[str, A
         rows.sort(key=_sort_key(realm, name), reverse=descending)
     page = rows[query.start - 1 : query.start - 1 + query.max_results]
     if not page:
-        return {}  # QBO leaves out the entity key when nothing matches (§1.7)
+        return {}  # QBO leaves out the entity key when nothing matches
     return {
         "Class": [realm.to_json(record) for record in page],
         "startPosition": query.start,

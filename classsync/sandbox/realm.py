@@ -10,8 +10,8 @@ from typing import Any
 from classsync.sandbox import wire
 from classsync.sandbox.config import SandboxConfig
 
-# Class Ids look like "5000000000000007280" in Intuit's samples (qbo-reference §1.1); numeric,
-# because python-quickbooks decides create-vs-update with int(Id) > 0 (§1.5).
+# Class Ids look like "5000000000000007280" in Intuit's samples; numeric, because python-quickbooks
+# decides create-vs-update with int(Id) > 0 (docs/qbo.md, "The Class entity", "python-quickbooks").
 ID_BASE = 5_000_000_000_000_000_000
 _CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
 # Bound on remembered requestids per realm, so a long benchmark cannot grow memory forever.
@@ -33,7 +33,7 @@ class ClassRecord:
 
 @dataclass(slots=True)
 class Replay:
-    """The stored answer to a write sent with a requestid (qbo-reference §3)."""
+    """The stored answer to a write sent with a requestid (docs/qbo.md, "requestid and duplicates")."""
 
     status: int
     body: str
@@ -89,7 +89,7 @@ class Realm:
         return names
 
     def fully_qualified_name(self, record: ClassRecord) -> str:
-        """Parent:Child, computed on every read so renames show through (§1.3)."""
+        """Parent:Child, computed on every read so renames show through (docs/qbo.md)."""
         return ":".join(self.path(record))
 
     def depth(self, record: ClassRecord) -> int:
@@ -111,7 +111,7 @@ class Realm:
         return found
 
     def to_json(self, record: ClassRecord) -> dict[str, Any]:
-        """The Class in QBO's JSON shape (§1.7)."""
+        """The Class in QBO's JSON shape (docs/qbo.md, "The Class entity")."""
         data: dict[str, Any] = {"Name": record.name, "SubClass": record.parent_id is not None}
         if record.parent_id is not None:
             data["ParentRef"] = {"value": str(record.parent_id)}
@@ -138,7 +138,8 @@ class Realm:
             raise wire.required_missing("Name")
         if len(name) > config.max_name_length:
             raise wire.bad_length("Name", config.max_name_length, len(name))
-        # ':' joins FullyQualifiedName levels; QBO refused it for Customer with 2040 (§1.1).
+        # ':' joins FullyQualifiedName levels; QBO refused it for Customer with 2040 (docs/qbo.md,
+        # "The Class entity").
         if config.reject_colon_in_name and ":" in name:
             raise wire.invalid_string("Name", "':' is the sub-class separator")
         if config.reject_control_chars and any(ch in _CONTROL for ch in name):
@@ -170,7 +171,7 @@ class Realm:
         visible_below: int | None,
     ) -> ClassRecord:
         parent = self.find(ref)
-        # Batch items cannot see objects created earlier in the same batch (§1.2).
+        # Batch items cannot see objects created earlier in the same batch (docs/qbo.md, "Batch").
         hidden = parent is not None and visible_below is not None and parent.id >= visible_below
         if parent is None or hidden or (must_be_active and not parent.active):
             raise wire.invalid_reference(config.parent_fault_code, "ParentRef", ref)
@@ -208,6 +209,32 @@ class Realm:
         self, body: dict[str, Any], config: SandboxConfig, *, visible_below: int | None = None
     ) -> ClassRecord:
         """Apply a full or sparse update (POST with Id and SyncToken) or raise its QboFaultError."""
+        record = self._record_to_update(body)
+        sparse = _truthy(body.get("sparse", False))
+        name, ref, active = self._requested_fields(record, body, config, sparse=sparse)
+        if active and not record.active and not config.allow_reactivation:
+            raise wire.business_rule("You cannot modify a list element that has been deleted.")
+        parent_id = self._new_parent_id(
+            record, ref, config, active=active, visible_below=visible_below
+        )
+        moved = name != record.name or parent_id != record.parent_id
+        if (moved or (active and not record.active)) and self._name_taken(
+            name, parent_id, config, exclude=record.id
+        ):
+            raise wire.duplicate_name(name)
+
+        now = time.time()
+        if record.active and not active:
+            self._deactivate_sub_classes(record, config, now)
+        self._remove_indexes(record)
+        record.name, record.parent_id, record.active = name, parent_id, active
+        record.sync_token += 1
+        record.updated = now
+        self._add_indexes(record)
+        return record
+
+    def _record_to_update(self, body: dict[str, Any]) -> ClassRecord:
+        """The class an update names, provided its SyncToken is the current one (else 5010)."""
         record = self.find(body.get("Id"))
         if record is None:
             raise wire.object_not_found(str(body.get("Id")))
@@ -216,9 +243,16 @@ class Realm:
             raise wire.required_missing("SyncToken")
         if str(token).strip() != str(record.sync_token):
             raise wire.stale_object(record.sync_token)
-        sparse = _truthy(body.get("sparse", False))
+        return record
 
-        # Full update: writable fields left out become NULL (§1.5); sparse: only what is sent.
+    def _requested_fields(
+        self, record: ClassRecord, body: dict[str, Any], config: SandboxConfig, *, sparse: bool
+    ) -> tuple[str, str | None, bool]:
+        """(Name, ParentRef value, Active) after the update.
+
+        Full update: writable fields left out become NULL (docs/qbo.md, "Writes and SyncToken");
+        sparse: only what is sent changes.
+        """
         if sparse and "Name" not in body:
             name = record.name
         else:
@@ -235,46 +269,47 @@ class Realm:
         else:
             active = _truthy(body["Active"]) if body.get("Active") is not None else True
             if sparse and not active and record.active and config.sparse_deactivate_ignored:
-                active = True  # the 2014 report: 200 OK, still active (§1.4)
+                # The 2014 report: 200 OK, still active (docs/qbo.md, "The Class entity").
+                active = True
+        return name, ref, active
 
-        if active and not record.active and not config.allow_reactivation:
-            raise wire.business_rule("You cannot modify a list element that has been deleted.")
-        parent_id: int | None = None
-        if ref is not None:
-            parent = self._resolve_parent(
-                ref, config, must_be_active=active, visible_below=visible_below
+    def _new_parent_id(
+        self,
+        record: ClassRecord,
+        ref: str | None,
+        config: SandboxConfig,
+        *,
+        active: bool,
+        visible_below: int | None,
+    ) -> int | None:
+        """The parent's Id after the update, checked for cycles and depth; None for top level."""
+        if ref is None:
+            return None
+        parent = self._resolve_parent(
+            ref, config, must_be_active=active, visible_below=visible_below
+        )
+        if parent.id == record.id or parent.id in self._descendants(record.id):
+            raise wire.business_rule("A class cannot be its own parent or sub-class")
+        if self.depth(parent) + self._height(record.id) > config.max_depth:
+            raise wire.business_rule(
+                f"Sub-classes can be at most {config.max_depth} levels deep",
+                config.depth_fault_code,
             )
-            if parent.id == record.id or parent.id in self._descendants(record.id):
-                raise wire.business_rule("A class cannot be its own parent or sub-class")
-            if self.depth(parent) + self._height(record.id) > config.max_depth:
-                raise wire.business_rule(
-                    f"Sub-classes can be at most {config.max_depth} levels deep",
-                    config.depth_fault_code,
-                )
-            parent_id = parent.id
-        moved = name != record.name or parent_id != record.parent_id
-        if (moved or (active and not record.active)) and self._name_taken(
-            name, parent_id, config, exclude=record.id
-        ):
-            raise wire.duplicate_name(name)
+        return parent.id
 
-        now = time.time()
-        if record.active and not active:
-            active_children = [c for c in self._descendants(record.id) if self.classes[c].active]
-            if active_children and config.deactivate_parent == "reject":
-                raise wire.business_rule("Make the sub-classes of this class inactive first")
-            if config.deactivate_parent == "cascade":
-                for child_id in active_children:
-                    child = self.classes[child_id]
-                    child.active = False
-                    child.sync_token += 1
-                    child.updated = now
-        self._remove_indexes(record)
-        record.name, record.parent_id, record.active = name, parent_id, active
-        record.sync_token += 1
-        record.updated = now
-        self._add_indexes(record)
-        return record
+    def _deactivate_sub_classes(
+        self, record: ClassRecord, config: SandboxConfig, now: float
+    ) -> None:
+        """Apply the configured rule for deactivating a class that has active sub-classes."""
+        active_children = [c for c in self._descendants(record.id) if self.classes[c].active]
+        if active_children and config.deactivate_parent == "reject":
+            raise wire.business_rule("Make the sub-classes of this class inactive first")
+        if config.deactivate_parent == "cascade":
+            for child_id in active_children:
+                child = self.classes[child_id]
+                child.active = False
+                child.sync_token += 1
+                child.updated = now
 
     # ----------------------------------------------------------------------------- storage
 

@@ -67,7 +67,7 @@ class RunningSandbox:
 
     @property
     def api_base_url(self) -> str:
-        """Set as python-quickbooks' ``api_url_v3`` (qbo-reference §5.4)."""
+        """Set as python-quickbooks' ``api_url_v3`` (docs/qbo.md, "python-quickbooks")."""
         return self.base_url + "/v3"
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -88,7 +88,7 @@ class TokenAuthority:
     def _response(
         self, access: str, refresh: str, config: SandboxConfig, now: float
     ) -> dict[str, Any]:
-        # Field names of Intuit's token response (qbo-reference §5.2).
+        # Field names of Intuit's token response (docs/qbo.md, "OAuth tokens").
         return {
             "token_type": "bearer",
             "access_token": access,
@@ -130,7 +130,8 @@ class TokenAuthority:
             raise InvalidGrantError("superseded refresh token")
         grant = "dev" if entry.standing else entry.grant_id
         if not config.rotate_refresh_tokens and not entry.standing:
-            entry.expires_at = now + config.refresh_token_ttl  # rolling life (§5.1)
+            # A refresh token's life rolls on with each use (docs/qbo.md, "OAuth tokens").
+            entry.expires_at = now + config.refresh_token_ttl
             access = _new_token("sbx-at-")
             self.access[access] = AccessToken(entry.realm_id, grant, now + config.access_token_ttl)
             return entry.realm_id, self._response(access, token, config, now)

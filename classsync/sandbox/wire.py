@@ -1,4 +1,4 @@
-"""QBO wire shapes: timestamps, the Fault envelope, 401/429/5xx bodies (qbo-reference §1.7, §2)."""
+"""QBO wire shapes: timestamps, the Fault envelope, 401/429/5xx bodies (docs/qbo.md, "Errors")."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def iso_millis(epoch: float | None = None) -> str:
 def parse_time(text: str) -> float:
     """Parse a QBO timestamp into epoch seconds. A value without offset is taken as UTC.
 
-    python-quickbooks formats datetimes with no offset (qbo-reference §6.1).
+    python-quickbooks formats datetimes with no offset (docs/qbo.md, "CDC and webhooks").
     """
     value = text.strip().replace("Z", "+00:00")
     parsed = datetime.fromisoformat(value)
@@ -63,7 +63,7 @@ class QboFaultError(Exception):
                 {
                     "Message": self.message,
                     "Detail": self.detail,
-                    "code": str(self.code),  # QBO sends the code as a string (§2.1)
+                    "code": str(self.code),  # QBO sends the code as a string
                     "element": self.element,
                 }
             ],
@@ -75,7 +75,8 @@ class QboFaultError(Exception):
         return {"Fault": self.fault(), "time": iso_millis()}
 
 
-# --- The faults the Class API uses. Texts follow Intuit's wording where it is known (§2.2).
+# --- The faults the Class API uses. Texts follow Intuit's wording where it is known
+# (docs/qbo.md, "Errors").
 
 
 def required_missing(element: str) -> QboFaultError:
@@ -177,7 +178,7 @@ def unsupported(detail: str) -> QboFaultError:
 
 
 def auth_failed_body(detail: str) -> dict[str, Any]:
-    """HTTP 401 body: lowercase ``fault`` envelope seen from the Accounting API (§2.2)."""
+    """HTTP 401 body: lowercase ``fault`` envelope of the Accounting API (docs/qbo.md)."""
     return {
         "warnings": None,
         "intuitObject": None,
@@ -201,7 +202,7 @@ def auth_failed_body(detail: str) -> dict[str, Any]:
 
 
 def forbidden_body(detail: str) -> dict[str, Any]:
-    """HTTP 403 body for a token used on another realm (errorCode 003100, §2.1)."""
+    """HTTP 403 body for a token used on another realm (errorCode 003100)."""
     body = auth_failed_body(detail)
     body["fault"]["error"][0]["message"] = (
         "message=AuthorizationFailed; errorCode=003100; statusCode=403"
@@ -216,7 +217,7 @@ _THROTTLE_DETAIL = "The request limit was reached.  Try again later"
 
 
 def throttle_body(kind: str, reason: str) -> tuple[bytes, str]:
-    """HTTP 429 body in JSON or in the XML QBO has been reported to send (§2.2)."""
+    """HTTP 429 body in JSON or in the XML QBO has been reported to send."""
     if kind == "json":
         body = {
             "Fault": {

@@ -1,4 +1,4 @@
-"""Imports point one way: api → sync → domain; store and qbo implement sync.ports (docs/architecture.md)."""
+"""Imports point one way (docs/architecture.md, "Layers and the import direction")."""
 
 import ast
 from pathlib import Path
