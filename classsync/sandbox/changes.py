@@ -22,19 +22,24 @@ def update(
 ) -> ClassRecord:
     """Update a Class under QBO's rules (or raise its QboFaultError) and announce it.
 
-    Deactivating a parent may deactivate its sub-classes too (option deactivate_parent): each
-    sub-class whose SyncToken moved is announced as well, as CDC reports it.
+    Deactivating a parent may deactivate its sub-classes too (option deactivate_parent); with
+    rename_touches_sub_classes, a rename or move bumps them too. Each sub-class whose SyncToken
+    moved is announced as well, as CDC reports it. By default a rename or move changes only the
+    FullyQualifiedName of sub-classes (computed on read), so nothing reports them.
     """
     target = realm.find(body.get("Id"))
-    tokens_below = (
-        {}
-        if target is None
-        else {child: realm.classes[child].sync_token for child in realm.descendants(target.id)}
-    )
+    if target is None:
+        return realm.update(body, state.config, visible_below=visible_below)  # raises 610
+    place = (target.name, target.parent_id)
+    below = {child: realm.classes[child].sync_token for child in realm.descendants(target.id)}
     record = realm.update(body, state.config, visible_below=visible_below)
     state.class_changed(realm, record)
-    for child_id, token in tokens_below.items():
+    renamed = place != (record.name, record.parent_id)
+    for child_id, token in below.items():
         child = realm.classes[child_id]
+        if child.sync_token == token and renamed and state.config.rename_touches_sub_classes:
+            child.sync_token += 1
+            child.updated = record.updated
         if child.sync_token != token:
             state.class_changed(realm, child)
     return record

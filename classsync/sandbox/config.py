@@ -90,6 +90,12 @@ class SandboxConfig:
         RULES,
         ("cascade", "reject", "allow"),
     )
+    rename_touches_sub_classes: bool = _opt(
+        False,
+        "renaming or moving a class also bumps SyncToken and LastUpdatedTime of its sub-classes "
+        "(whose FullyQualifiedName changed), so CDC and webhooks report them too",
+        RULES,
+    )
     allow_reactivation: bool = _opt(
         True, "allow Active=true on an inactive class (else fault 6000, as reported in 2014)", RULES
     )

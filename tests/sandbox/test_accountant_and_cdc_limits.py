@@ -57,6 +57,28 @@ def test_reparent_recomputes_full_names_of_the_class_and_its_descendants(
     admin.rename_class(realm_id, sales["Id"], "Revenue")
     assert admin.get_class(realm_id, team["Id"])["FullyQualifiedName"] == "Revenue:Team"
     assert admin.get_class(realm_id, sales["Id"])["SyncToken"] == "3"
+    assert admin.get_class(realm_id, team["Id"])["SyncToken"] == "0"  # default: not touched
+
+
+def test_rename_touches_sub_classes_option_reports_them_in_cdc(
+    sandbox_factory: Callable[..., RunningSandbox],
+) -> None:
+    running = sandbox_factory(rename_touches_sub_classes=True)
+    realm = running.admin.create_realm()
+    realm_id, admin = realm["realm_id"], running.admin
+    top = admin.create_class(realm_id, "Top")
+    middle = admin.create_class(realm_id, "Middle", parent_id=top["Id"])
+    leaf = admin.create_class(realm_id, "Leaf", parent_id=middle["Id"])
+    since = _utc_naive(datetime.now(UTC))
+    admin.rename_class(realm_id, top["Id"], "Summit")
+    changed = change_data_capture([Class], since, qb=make_qbo_client(running, realm))
+    assert {c.Id: (c.FullyQualifiedName, c.SyncToken) for c in changed.Class} == {
+        top["Id"]: ("Summit", "1"),
+        middle["Id"]: ("Summit:Middle", "1"),
+        leaf["Id"]: ("Summit:Middle:Leaf", "1"),
+    }
+    admin.set_class_active(realm_id, leaf["Id"], False)  # not a rename: the parent is untouched
+    assert admin.get_class(realm_id, middle["Id"])["SyncToken"] == "1"
 
 
 def test_accountant_edits_follow_qbo_rules_and_make_api_tokens_stale(
