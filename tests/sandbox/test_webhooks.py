@@ -32,6 +32,8 @@ class Receiver:
     def __init__(self) -> None:
         self.deliveries: list[tuple[dict[str, str], bytes]] = []
         self.statuses: list[int] = []  # answered first, then 200
+        self.hold = threading.Event()  # cleared: answers wait until it is set again
+        self.hold.set()
         self._changed = threading.Condition()
         receiver = self
 
@@ -42,6 +44,7 @@ class Receiver:
                     receiver.deliveries.append((dict(self.headers.items()), body))
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
                     receiver._changed.notify_all()
+                receiver.hold.wait(_WAIT)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -79,6 +82,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     running = Receiver()
     yield running
+    running.hold.set()
     running.close()
 
 
@@ -153,10 +157,26 @@ def test_events_for_api_create_and_update_and_admin_changes(
         assert event["source"]
         assert datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
     assert len({e["id"] for e in events}) == 4
+    # Counted once the receiver's answer is read, just after it recorded the delivery.
+    _wait_counters(hooked, lambda c: c["webhooks_sent"] == 4)
     counters = hooked.admin.counters()
-    assert counters["webhooks_sent"] == 4
     assert counters["webhook_events_sent"] == 4
     assert counters["webhooks_failed"] == 0
+
+
+def test_a_receiver_that_does_not_answer_never_holds_up_the_api(
+    hooked: RunningSandbox, receiver: Receiver
+) -> None:
+    qb = make_qbo_client(hooked)
+    receiver.hold.clear()
+    first = _new(qb, "Held")
+    receiver.wait_for(lambda: len(receiver.deliveries) == 1)  # the delivery is now hanging
+    second = _new(qb, "Answered anyway")
+    assert Class.get(second.Id, qb=qb).Name == "Answered anyway"
+    assert hooked.admin.counters()["webhooks_pending"] >= 1
+    receiver.hold.set()
+    receiver.wait_for(lambda: len(receiver.deliveries) == 2)
+    assert [e["intuitentityid"] for e in receiver.events()] == [first.Id, second.Id]
 
 
 def test_a_burst_of_changes_in_two_realms_is_one_delivery(
