@@ -1,4 +1,4 @@
-"""The /_sandbox/ admin HTTP API: reset, realms, tokens, faults, options, counters."""
+"""The /_sandbox/ admin HTTP API: reset, realms, classes, tokens, faults, options, counters."""
 
 from __future__ import annotations
 
@@ -7,11 +7,16 @@ from typing import Any
 
 from aiohttp import web
 
+from classsync.sandbox import changes
 from classsync.sandbox.config import FAULT_FIELDS
 from classsync.sandbox.pipeline import STATE
+from classsync.sandbox.realm import ClassRecord, Realm
 from classsync.sandbox.state import SandboxState
+from classsync.sandbox.wire import QboFaultError
 
 PREFIX = "/_sandbox"
+# The fields an accountant edits on a Class in QBO itself.
+_EDITABLE = frozenset({"Name", "Active", "ParentRef"})
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -100,7 +105,9 @@ async def clear_faults(request: web.Request) -> web.Response:
 async def counters(request: web.Request) -> web.Response:
     """GET /_sandbox/counters."""
     state = _state(request)
-    return _json(state.counters.snapshot(state.limiter))
+    return _json(
+        {**state.counters.snapshot(state.limiter), "webhooks_pending": state.webhooks.pending}
+    )
 
 
 async def reset_counters(request: web.Request) -> web.Response:
@@ -141,6 +148,70 @@ async def realm_classes(request: web.Request) -> web.Response:
     """GET /_sandbox/realms/{id}/classes: every class (inactive too) in QBO's JSON shape."""
     realm = _state(request).realms[_known_realm(request)]
     return _json([realm.to_json(record) for record in realm.classes.values()])
+
+
+def _known_class(request: web.Request, realm: Realm) -> ClassRecord:
+    class_id = request.match_info["class_id"]
+    record = realm.find(class_id)
+    if record is None:
+        raise web.HTTPNotFound(text=json.dumps({"error": f"no class {class_id}"}))
+    return record
+
+
+async def _class_fields(request: web.Request) -> dict[str, Any]:
+    fields = await _body(request)
+    unknown = sorted(set(fields) - _EDITABLE)
+    if unknown:
+        raise ValueError(f"not editable here: {', '.join(unknown)} (use Name, Active, ParentRef)")
+    return fields
+
+
+async def realm_class(request: web.Request) -> web.Response:
+    """GET /_sandbox/realms/{id}/classes/{class_id}: one class, whatever its state."""
+    realm = _state(request).realms[_known_realm(request)]
+    return _json(realm.to_json(_known_class(request, realm)))
+
+
+async def create_class(request: web.Request) -> web.Response:
+    """POST /_sandbox/realms/{id}/classes {"Name", "ParentRef"?, "Active"?}: made in QBO itself.
+
+    Same rules, SyncToken, MetaData and webhook as a create through the API; a refusal is
+    answered with QBO's Fault body and status. Counted as admin_changes, not as an API call.
+    """
+    state = _state(request)
+    realm = state.realms[_known_realm(request)]
+    try:
+        record = changes.create(state, realm, await _class_fields(request))
+    except ValueError as error:
+        return _error(str(error))
+    except QboFaultError as fault:
+        return _json(fault.body(), fault.status)
+    state.counters.realm(realm.realm_id, "admin_changes")
+    return _json(realm.to_json(record), 201)
+
+
+async def change_class(request: web.Request) -> web.Response:
+    """PATCH /_sandbox/realms/{id}/classes/{class_id} {"Name"?, "Active"?, "ParentRef"?}.
+
+    The accountant's edit: a sparse update with the current SyncToken, so it follows the API's
+    rules and bumps SyncToken and LastUpdatedTime; FullyQualifiedName of the class and of its
+    sub-classes follows. ``"ParentRef": null`` moves the class to the top level.
+    """
+    state = _state(request)
+    realm = state.realms[_known_realm(request)]
+    record = _known_class(request, realm)
+    try:
+        fields = await _class_fields(request)
+        if not fields:
+            raise ValueError("nothing to change: send Name, Active or ParentRef")
+        body = {**fields, "Id": str(record.id), "SyncToken": str(record.sync_token)}
+        record = changes.update(state, realm, {**body, "sparse": True})
+    except ValueError as error:
+        return _error(str(error))
+    except QboFaultError as fault:
+        return _json(fault.body(), fault.status)
+    state.counters.realm(realm.realm_id, "admin_changes")
+    return _json(realm.to_json(record))
 
 
 async def issue_tokens(request: web.Request) -> web.Response:
@@ -195,6 +266,9 @@ def add_routes(app: web.Application) -> None:
     router.add_get(f"{PREFIX}/realms", list_realms)
     router.add_post(f"{PREFIX}/realms", create_realm)
     router.add_get(f"{PREFIX}/realms/{{realm_id}}/classes", realm_classes)
+    router.add_post(f"{PREFIX}/realms/{{realm_id}}/classes", create_class)
+    router.add_get(f"{PREFIX}/realms/{{realm_id}}/classes/{{class_id}}", realm_class)
+    router.add_patch(f"{PREFIX}/realms/{{realm_id}}/classes/{{class_id}}", change_class)
     router.add_post(f"{PREFIX}/realms/{{realm_id}}/tokens", issue_tokens)
     router.add_post(f"{PREFIX}/realms/{{realm_id}}/revoke-tokens", revoke_tokens)
     router.add_post(f"{PREFIX}/realms/{{realm_id}}/expire-access-tokens", expire_access_tokens)

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from classsync.sandbox import query, wire
+from classsync.sandbox import changes, query, wire
 from classsync.sandbox.pipeline import (
     Call,
     fault_response,
@@ -20,9 +20,6 @@ from classsync.sandbox.pipeline import (
 from classsync.sandbox.pipeline import api as endpoint
 from classsync.sandbox.realm import Replay
 from classsync.sandbox.wire import QboFaultError
-
-# CDC answers at most 1000 objects (docs/qbo.md, "CDC and webhooks").
-CDC_MAX_OBJECTS = 1000
 
 
 def _text(raw: bytes) -> str:
@@ -45,14 +42,13 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 
 def _write_one(call: Call, body: dict[str, Any], visible_below: int | None = None) -> Any:
     """Create or update one Class body; returns the stored record."""
-    config, realm = call.config, call.realm
+    state, realm = call.state, call.realm
     if str(body.get("Id") or "").strip():
-        record = realm.update(body, config, visible_below=visible_below)
-        call.state.counters.realm(realm.realm_id, "classes_updated")
+        record = changes.update(state, realm, body, visible_below=visible_below)
+        state.counters.realm(realm.realm_id, "classes_updated")
     else:
-        record = realm.create(body, config, visible_below=visible_below)
-        call.state.counters.realm(realm.realm_id, "classes_created")
-    call.state.mark_dirty()
+        record = changes.create(state, realm, body, visible_below=visible_below)
+        state.counters.realm(realm.realm_id, "classes_created")
     return record
 
 
@@ -187,9 +183,37 @@ async def run_batch(call: Call) -> web.Response:
     return await _idempotent(call, f"#batch:{bids}", config.batch_requestid_max_length, raw, work)
 
 
+def _changed_classes(call: Call, since: float) -> dict[str, Any]:
+    """One CDC QueryResponse entry for Class: the oldest changes first, at most cdc_max_objects.
+
+    Sorted by (LastUpdatedTime, Id) and cut after cdc_max_objects, so a poller that moves its
+    changedSince to the newest LastUpdatedTime it received always makes progress (changedSince
+    is inclusive, so Classes of that same second come again; their SyncToken tells them apart).
+    """
+    realm, config = call.realm, call.config
+    changed = sorted(
+        (r for r in realm.classes.values() if int(r.updated) >= since),
+        key=lambda record: (record.updated, record.id),
+    )
+    if config.limits_enabled and config.cdc_max_objects:
+        changed = changed[: config.cdc_max_objects]
+    if not changed:
+        return {}
+    return {
+        "Class": [realm.to_json(record) for record in changed],
+        "startPosition": 1,
+        "maxResults": len(changed),
+    }
+
+
 @endpoint("cdc", write=False)
 async def change_data_capture(call: Call) -> web.Response:
-    """GET /cdc?entities=Class&changedSince=...: classes changed since then, inactive included."""
+    """GET /cdc?entities=Class&changedSince=...: classes changed since then, inactive included.
+
+    ``time`` in the answer is the sandbox's clock when it answered, also when the answer was
+    cut at cdc_max_objects (then the newest LastUpdatedTime received is the safe next mark).
+    """
+    now = time.time()
     entities = [e.strip() for e in call.request.query.get("entities", "").split(",") if e.strip()]
     since_text = call.request.query.get("changedSince", "")
     if not entities:
@@ -200,27 +224,21 @@ async def change_data_capture(call: Call) -> web.Response:
         since = int(wire.parse_time(since_text))
     except ValueError:
         return fault_response(wire.bad_request(f"changedSince is not a date: {since_text!r}", 2010))
-    answers: list[dict[str, Any]] = []
-    for entity in entities:
-        if entity.lower() != "class":
-            answers.append({})
-            continue
-        realm = call.realm
-        changed = sorted(
-            (r for r in realm.classes.values() if int(r.updated) >= since),
-            key=lambda record: (record.updated, record.id),
-        )[:CDC_MAX_OBJECTS]
-        if changed:
-            answers.append(
-                {
-                    "Class": [realm.to_json(record) for record in changed],
-                    "startPosition": 1,
-                    "maxResults": len(changed),
-                }
-            )
-        else:
-            answers.append({})
-    return json_response({"CDCResponse": [{"QueryResponse": answers}], "time": wire.iso_millis()})
+    config = call.config
+    lookback = config.cdc_lookback_seconds if config.limits_enabled else 0.0
+    if lookback and since < now - lookback:
+        # QBO looks back at most 30 days (docs/qbo.md, "CDC and webhooks"); the fault it
+        # answers to an older changedSince is unconfirmed: the sandbox picks a 400 with 2010.
+        window = f"{lookback / 86400:g} days" if lookback >= 86400 else f"{lookback:g} seconds"
+        return fault_response(
+            wire.bad_request(f"changedSince must be within the last {window}", 2010)
+        )
+    answers = [
+        _changed_classes(call, since) if entity.lower() == "class" else {} for entity in entities
+    ]
+    return json_response(
+        {"CDCResponse": [{"QueryResponse": answers}], "time": wire.iso_millis(now)}
+    )
 
 
 @endpoint("unsupported", write=False)

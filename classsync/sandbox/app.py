@@ -20,6 +20,7 @@ async def _on_startup(app: web.Application) -> None:
 
 
 async def _on_cleanup(app: web.Application) -> None:
+    await app[STATE].webhooks.close()
     app[STATE].save()
 
 

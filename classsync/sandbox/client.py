@@ -112,3 +112,37 @@ class SandboxAdmin:
     def expire_access_tokens(self, realm_id: str) -> int:
         """Every access token of the realm expires now (next API call: 401); returns how many."""
         return int(self._call("POST", f"/realms/{realm_id}/expire-access-tokens")["expired"])
+
+    # ----------------------------------------------------------------------------- the accountant
+    # Changes made in QBO itself, not through the API: same rules, SyncToken bump and webhook.
+    # A refusal raises SandboxAdminError carrying QBO's Fault body (e.g. code 6240).
+
+    def get_class(self, realm_id: str, class_id: str) -> dict[str, Any]:
+        """One class, inactive or not, in QBO's JSON shape."""
+        return dict(self._call("GET", f"/realms/{realm_id}/classes/{class_id}"))
+
+    def create_class(
+        self, realm_id: str, name: str, *, parent_id: str | None = None, active: bool = True
+    ) -> dict[str, Any]:
+        """Create a class as an accountant would in QBO; returns it in QBO's JSON shape."""
+        body: dict[str, Any] = {"Name": name, "Active": active}
+        if parent_id is not None:
+            body["ParentRef"] = {"value": parent_id}
+        return dict(self._call("POST", f"/realms/{realm_id}/classes", body))
+
+    def change_class(self, realm_id: str, class_id: str, **fields: Any) -> dict[str, Any]:
+        """Edit Name, Active and/or ParentRef (None: top level) as an accountant would in QBO."""
+        return dict(self._call("PATCH", f"/realms/{realm_id}/classes/{class_id}", fields))
+
+    def rename_class(self, realm_id: str, class_id: str, name: str) -> dict[str, Any]:
+        """Rename a class in QBO itself."""
+        return self.change_class(realm_id, class_id, Name=name)
+
+    def set_class_active(self, realm_id: str, class_id: str, active: bool) -> dict[str, Any]:
+        """Deactivate (False) or reactivate (True) a class in QBO itself."""
+        return self.change_class(realm_id, class_id, Active=active)
+
+    def move_class(self, realm_id: str, class_id: str, parent_id: str | None) -> dict[str, Any]:
+        """Put a class under ``parent_id``, or at the top level with None, in QBO itself."""
+        parent = None if parent_id is None else {"value": parent_id}
+        return self.change_class(realm_id, class_id, ParentRef=parent)

@@ -8,12 +8,14 @@ from typing import Any
 
 # Groups drive the CLI help layout and what the admin API may change at runtime.
 SERVER, OAUTH, RULES, LIMITS, FAULTS = "server", "oauth", "rules", "limits", "faults"
+WEBHOOKS = "webhooks"
 GROUP_TITLES = {
     SERVER: "server",
     OAUTH: "OAuth 2.0 (development app, realm and token lifetimes)",
     RULES: "QBO rules (where QBO's behaviour is undocumented, the strict choice is the default)",
     LIMITS: "limits (QBO's published values; 0 turns one off)",
     FAULTS: "faults on demand (also settable at runtime: PUT /_sandbox/faults)",
+    WEBHOOKS: "webhooks (signed notifications of every Class change, sent to webhook-url)",
 }
 # Options that only make sense before the socket is bound or the state file is read.
 STARTUP_ONLY = frozenset({"host", "port", "state_file", "access_log"})
@@ -88,6 +90,12 @@ class SandboxConfig:
         RULES,
         ("cascade", "reject", "allow"),
     )
+    rename_touches_sub_classes: bool = _opt(
+        False,
+        "renaming or moving a class also bumps SyncToken and LastUpdatedTime of its sub-classes "
+        "(whose FullyQualifiedName changed), so CDC and webhooks report them too",
+        RULES,
+    )
     allow_reactivation: bool = _opt(
         True, "allow Active=true on an inactive class (else fault 6000, as reported in 2014)", RULES
     )
@@ -132,6 +140,10 @@ class SandboxConfig:
         "xml", "body of a 429 (QBO has been reported to send XML)", LIMITS, ("xml", "json")
     )
     retry_after: int = _opt(0, "Retry-After seconds on a 429 (0: no header)", LIMITS)
+    cdc_lookback_seconds: float = _opt(
+        2592000.0, "oldest changedSince CDC accepts, in seconds before now (30 days)", LIMITS
+    )
+    cdc_max_objects: int = _opt(1000, "objects in one CDC answer (the oldest changes)", LIMITS)
 
     # --- faults
     latency_ms: float = _opt(0.0, "added latency per API request (mean)", FAULTS)
@@ -165,6 +177,32 @@ class SandboxConfig:
     fault_realms: tuple[str, ...] = _opt(
         (), "realms faults apply to, comma-separated (empty: all)", FAULTS
     )
+    webhook_fail: bool = _opt(
+        False, "every webhook delivery attempt fails, as if the endpoint were down", FAULTS
+    )
+    webhook_duplicate_deliveries: bool = _opt(
+        False, "send every webhook delivery twice (same body, same event ids)", FAULTS
+    )
+
+    # --- webhooks
+    webhook_url: str = _opt("", "URL that receives webhook deliveries (default: none)", WEBHOOKS)
+    webhook_verifier_token: str = _opt(
+        "", "the app's verifier token: HMAC-SHA256 key of the intuit-signature header", WEBHOOKS
+    )
+    webhook_format: str = _opt(
+        "cloudevents",
+        "payload: a CloudEvents array, or the older eventNotifications object",
+        WEBHOOKS,
+        ("cloudevents", "legacy"),
+    )
+    webhook_batch_ms: float = _opt(
+        100.0, "changes within this window go out in one delivery", WEBHOOKS
+    )
+    webhook_retries: int = _opt(3, "retries of a failed delivery before it is dropped", WEBHOOKS)
+    webhook_retry_backoff_ms: float = _opt(
+        200.0, "wait before the first retry; doubles on each further retry", WEBHOOKS
+    )
+    webhook_timeout: float = _opt(5.0, "seconds to wait for the receiver's answer", WEBHOOKS)
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
         """Plain JSON-able dict; secrets masked unless ``redact`` is False."""
@@ -172,7 +210,7 @@ class SandboxConfig:
         for key in ("error_statuses", "fault_realms"):
             data[key] = list(data[key])
         if redact:
-            for key in ("client_secret", "dev_refresh_token"):
+            for key in ("client_secret", "dev_refresh_token", "webhook_verifier_token"):
                 data[key] = "***" if data[key] else ""
         return data
 

@@ -110,6 +110,10 @@ class Realm:
             stack.extend(self._children.get(current, ()))
         return found
 
+    def descendants(self, class_id: int) -> list[int]:
+        """Ids of every class below ``class_id``, at any depth."""
+        return self._descendants(class_id)
+
     def to_json(self, record: ClassRecord) -> dict[str, Any]:
         """The Class in QBO's JSON shape (docs/qbo.md, "The Class entity")."""
         data: dict[str, Any] = {"Name": record.name, "SubClass": record.parent_id is not None}

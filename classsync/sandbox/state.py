@@ -15,11 +15,19 @@ from typing import Any
 
 from classsync.sandbox.config import STARTUP_ONLY, SandboxConfig, fault_defaults, updated
 from classsync.sandbox.limits import Limiter
-from classsync.sandbox.realm import Realm
+from classsync.sandbox.realm import ClassRecord, Realm
 from classsync.sandbox.tokens import TokenAuthority
+from classsync.sandbox.webhooks import CREATED, UPDATED, WebhookSender
 
 _SAVE_DELAY = 0.2  # seconds: coalesce bursts of writes into one state-file save
 _STATE_VERSION = 1
+_WEBHOOK_COUNTERS = (
+    "webhooks_sent",
+    "webhooks_failed",
+    "webhook_retries",
+    "webhook_events_sent",
+    "webhook_events_failed",
+)
 
 
 class Counters:
@@ -32,6 +40,7 @@ class Counters:
         self.realms: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.injected: defaultdict[str, int] = defaultdict(int)
         self.token_grants: defaultdict[str, int] = defaultdict(int)
+        self.webhooks: defaultdict[str, int] = defaultdict(int)
         self.throttled = 0
         self.duplicates_prevented = 0
         self.started = time.time()
@@ -49,6 +58,10 @@ class Counters:
     def realm(self, realm_id: str, name: str, amount: int = 1) -> None:
         """Add to a per-realm counter (classes_created, duplicates_prevented, ...)."""
         self.realms[realm_id][name] += amount
+
+    def webhook(self, name: str, amount: int) -> None:
+        """Add to a webhook counter (webhooks_sent, webhooks_failed, ...)."""
+        self.webhooks[name] += amount
 
     def snapshot(self, limiter: Limiter) -> dict[str, Any]:
         """JSON-able copy; totals plus per-realm detail."""
@@ -73,6 +86,7 @@ class Counters:
             "classes_created": sum(r.get("classes_created", 0) for r in self.realms.values()),
             "injected": dict(self.injected),
             "token_grants": dict(self.token_grants),
+            **{name: self.webhooks.get(name, 0) for name in _WEBHOOK_COUNTERS},
             "realms": realms,
             "uptime_seconds": round(time.time() - self.started, 3),
         }
@@ -93,6 +107,10 @@ class SandboxState:
         self.throttle_until = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._save_handle: asyncio.TimerHandle | None = None
+        # Counters are replaced on reset, so the sender looks them up on every use.
+        self.webhooks = WebhookSender(
+            lambda: self.config, lambda name, amount: self.counters.webhook(name, amount)
+        )
         self._arm_windows(config, config.to_dict(redact=False))
         if config.state_file and Path(config.state_file).exists():
             self._load(Path(config.state_file))
@@ -107,6 +125,13 @@ class SandboxState:
             found = self.realms[realm_id] = Realm(realm_id)
             self.mark_dirty()
         return found
+
+    def class_changed(self, realm: Realm, record: ClassRecord, *, created: bool = False) -> None:
+        """A Class was created or changed (API or admin): persist soon and send a webhook."""
+        self.mark_dirty()
+        self.webhooks.publish(
+            realm.realm_id, record.id, CREATED if created else UPDATED, record.updated
+        )
 
     def new_realm_id(self) -> str:
         """A fresh realm id in QBO's style (a long number)."""
@@ -175,8 +200,9 @@ class SandboxState:
     # ----------------------------------------------------------------------------- state file
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Bind to the serving loop so writes can schedule a state-file save."""
+        """Bind to the serving loop so writes can schedule a state-file save and webhooks."""
         self._loop = loop
+        self.webhooks.attach(loop)
 
     def mark_dirty(self) -> None:
         """Something worth persisting changed; save soon (coalesced)."""
