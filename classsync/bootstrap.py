@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,18 +14,25 @@ from sqlalchemy.orm import Session, sessionmaker
 from classsync.api.server import BuiltServer, build_server
 from classsync.api.servicer import ClassServiceServicer
 from classsync.config import Settings
+from classsync.observability.health import HealthMonitor, HealthReport
+from classsync.observability.http import OpsHttpServer
+from classsync.observability.metrics import Metrics, QueueCollector
+from classsync.observability.runtime import Observability
 from classsync.qbo.endpoints import allow_plain_http_if_loopback
 from classsync.qbo.gateway import QuickbooksGateway
 from classsync.qbo.oauth import make_auth_client_factory
 from classsync.qbo.token_manager import TokenManager
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.migrate import upgrade
+from classsync.store.monitoring import StoreMonitor
 from classsync.store.replicas import ReplicaRegistry
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
 from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
 from classsync.sync.backoff import RetryPolicy
 from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
+from classsync.sync.metered import MeteredGateway, metered_uow_factory
+from classsync.sync.ports import QboGateway, UnitOfWork
 from classsync.sync.replicas import ReplicaHeartbeat
 from classsync.sync.service import IngestService
 from classsync.sync.settled import SettledBoard
@@ -94,6 +102,7 @@ class App:
     server: BuiltServer
     heartbeat: ReplicaHeartbeat
     extras: dict[str, Any] = field(default_factory=dict)
+    observability: Observability | None = None
 
     @property
     def port(self) -> int:
@@ -102,6 +111,8 @@ class App:
 
     def start(self) -> None:
         """Start syncing (unless disabled) and serving."""
+        if self.observability is not None:
+            self.observability.start()
         if self.settings.sync_enabled:
             self.heartbeat.start()
             self.engine.start()
@@ -111,6 +122,8 @@ class App:
     def stop(self, grace: float | None = None) -> None:
         """Drain: refuse new calls, let calls in flight finish (bounded), stop syncing, close."""
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        if self.observability is not None:
+            self.observability.stop()  # first, so no health check flips the drain back
         self.server.set_serving(False)
         stopped = self.server.server.stop(grace)
         self.engine.stop(timeout=grace)
@@ -125,7 +138,8 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
     """Wire the whole service from ``settings`` (nothing is started)."""
     storage = build_storage(settings, migrate=migrate)
     tokens = build_token_manager(settings, storage)
-    gateway = QuickbooksGateway(
+    metrics = Metrics() if settings.metrics_address else None
+    gateway: QboGateway = QuickbooksGateway(
         tokens,
         api_base_url=settings.api_base_url,
         environment=settings.intuit_environment,
@@ -133,6 +147,10 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         minor_version=settings.qbo_minor_version,
         timeout_s=settings.qbo_timeout_seconds,
     )
+    uow_factory: Callable[[], UnitOfWork] = storage.uow
+    if metrics is not None:
+        gateway = MeteredGateway(gateway, metrics)
+        uow_factory = metered_uow_factory(storage.uow, metrics)
     limiter = RateLimiter(
         max_in_flight=settings.qbo_max_in_flight,
         per_minute=settings.qbo_requests_per_minute,
@@ -146,7 +164,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
     )
     board = SettledBoard()
     engine = SyncEngine(
-        storage.uow,
+        uow_factory,
         gateway,
         limiter,
         policy,
@@ -158,7 +176,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         batch_size=settings.qbo_batch_size if settings.qbo_use_batch else 1,
     )
     ingest = IngestService(
-        storage.uow,
+        uow_factory,
         board,
         engine.wake,
         realm_id=settings.qbo_realm_id,
@@ -173,6 +191,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         auth_tokens=settings.auth_tokens,
         tls_cert_file=settings.grpc_tls_cert_file,
         tls_key_file=settings.grpc_tls_key_file,
+        call_recorder=metrics,
     )
     heartbeat = ReplicaHeartbeat(
         ReplicaRegistry(storage.session_factory, ttl=timedelta(seconds=_HEARTBEAT_TTL_S)),
@@ -181,4 +200,39 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         interval=_HEARTBEAT_INTERVAL_S,
         clock=lambda: datetime.now(UTC).replace(tzinfo=None),
     )
-    return App(settings, storage, engine, ingest, server, heartbeat)
+    observability = build_observability(settings, storage, server, metrics)
+    return App(settings, storage, engine, ingest, server, heartbeat, observability=observability)
+
+
+def store_monitor(settings: Settings, storage: Storage) -> StoreMonitor:
+    """The database facts health checks, metrics and `classsync status` read."""
+    return StoreMonitor(
+        storage.engine,
+        storage.session_factory,
+        settings.qbo_realm_id,
+        assume_connected=settings.bootstrap_refresh_token is not None,
+    )
+
+
+def build_observability(
+    settings: Settings, storage: Storage, server: BuiltServer, metrics: Metrics | None
+) -> Observability:
+    """The health checker (feeding gRPC health) and, with metrics on, the HTTP endpoint."""
+    monitor_store = store_monitor(settings, storage)
+
+    def publish(report: HealthReport) -> None:
+        server.set_serving(report.database_reachable)
+        if report.realm_connected is not None:  # unknown until the database was reached once
+            server.set_qbo_connected(report.realm_connected)
+
+    monitor = HealthMonitor(
+        monitor_store,
+        settings.qbo_realm_id,
+        interval=settings.health_check_seconds,
+        on_change=publish,
+    )
+    http = None
+    if metrics is not None:
+        metrics.watch_queue(QueueCollector(monitor_store, settings.qbo_realm_id))
+        http = OpsHttpServer(settings.metrics_address, metrics.registry, lambda: monitor.report)
+    return Observability(monitor, http)

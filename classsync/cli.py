@@ -156,29 +156,35 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 # --- status / retry ----------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    """Counts by status, the oldest pending age and the realm connection (never tokens)."""
-    from classsync.bootstrap import build_storage
+    """The facts /readyz and gRPC health use, plus job counts (never tokens); 1 when not ready."""
+    from classsync.bootstrap import build_storage, store_monitor
+    from classsync.observability.health import check
 
     settings = _settings()
     storage = build_storage(settings, migrate=False)
+    health = check(store_monitor(settings, storage), settings.qbo_realm_id)
+    report: dict[str, Any] = health.as_dict()
+    report.pop("checked_at")
+    if health.database_reachable:
+        report.update(_queue_report(storage))
+        connection = storage.token_store.status(settings.qbo_realm_id)
+        report["realm"]["status"] = connection[0] if connection else "NOT_CONNECTED"
+    storage.engine.dispose()
+    print(json.dumps(report, indent=2))
+    return 0 if health.ready else 1
+
+
+def _queue_report(storage: Any) -> dict[str, Any]:
     with storage.uow() as uow:
         counts = uow.jobs.counts()
         oldest = uow.jobs.oldest_pending()
-    connection = storage.token_store.status(settings.qbo_realm_id)
     age = None
     if oldest is not None:
         age = round((datetime.now(UTC).replace(tzinfo=None) - oldest).total_seconds(), 1)
-    report = {
+    return {
         "jobs": {k: counts.get(k, 0) for k in ("PENDING", "IN_PROGRESS", "SYNCED", "FAILED")},
         "oldest_pending_age_seconds": age,
-        "realm": {
-            "realm_id": settings.qbo_realm_id,
-            "status": connection[0] if connection else "NOT_CONNECTED",
-            "message": connection[1] if connection else None,
-        },
     }
-    print(json.dumps(report, indent=2))
-    return 0
 
 
 def cmd_retry(args: argparse.Namespace) -> int:

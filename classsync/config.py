@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     # Start the local QBO emulator inside `classsync serve` when QBO points at the default dev address.
     sandbox_autostart: bool = Field(default=True, alias="SANDBOX_AUTOSTART")
 
+    # --- monitoring ----------------------------------------------------------------------------
+    # /metrics, /healthz and /readyz listen here; empty = off.
+    metrics_address: str = Field(default="127.0.0.1:9464", alias="METRICS_ADDRESS")
+    # How often the health checker pings the database and reads the realm's state.
+    health_check_seconds: float = Field(default=5.0, gt=0, alias="HEALTH_CHECK_SECONDS")
+
     @field_validator("qbo_refresh_token", "grpc_auth_tokens", "token_encryption_key", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

@@ -227,6 +227,8 @@ class SyncEngine:
                     self._held.pop(owner, None)
 
     def _claim(self) -> list[ClaimedJob]:
+        if not self._limiter.has_share:
+            return []  # other replicas hold every QBO slot of the realm for now
         with self._uow_factory() as uow:
             limit = self._batch_size if time.monotonic() >= self._singles_until else 1
             jobs = uow.jobs.claim(

@@ -241,3 +241,54 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """The current time."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSeat:
+    """How many replicas are alive, and this one's place among them (0 = the oldest)."""
+
+    replicas: int
+    rank: int
+
+
+class SyncMetrics(Protocol):
+    """What the sync layer reports for monitoring (classsync.observability implements it)."""
+
+    def class_received(self, count: int) -> None:
+        """``count`` Classes were received from callers and stored."""
+        ...
+
+    def class_synced(self, realm_id: str) -> None:
+        """A Class reached QBO and its outcome was recorded."""
+        ...
+
+    def class_failed(self, realm_id: str, code: str) -> None:
+        """A Class's sync ended FAILED with ``code``."""
+        ...
+
+    def qbo_request(self, realm_id: str, operation: str, outcome: str, seconds: float) -> None:
+        """One QBO request ended: ``outcome`` is "ok" or the kind of error."""
+        ...
+
+    def throttled(self, realm_id: str) -> None:
+        """QBO answered a request with a throttle (HTTP 429)."""
+        ...
+
+
+class NoSyncMetrics:
+    """SyncMetrics that records nothing (metrics off, and the default)."""
+
+    def class_received(self, count: int) -> None:
+        """Nothing."""
+
+    def class_synced(self, realm_id: str) -> None:
+        """Nothing."""
+
+    def class_failed(self, realm_id: str, code: str) -> None:
+        """Nothing."""
+
+    def qbo_request(self, realm_id: str, operation: str, outcome: str, seconds: float) -> None:
+        """Nothing."""
+
+    def throttled(self, realm_id: str) -> None:
+        """Nothing."""
