@@ -153,6 +153,10 @@ class ClassReadService:
                 if not text.strip():
                     msg = f"{kind}s[{position}] is blank"
                     raise InvalidArgument(msg)
+                if "\x00" in text:
+                    # No Class can hold one (validation refuses it), and PostgreSQL text refuses it.
+                    msg = f"{kind}s[{position}] contains a NUL character (U+0000)"
+                    raise InvalidArgument(msg)
                 keys.append(_Key(kind, text.strip(), len(keys), position))
         return keys
 

@@ -9,6 +9,7 @@ import pytest
 
 from classsync.api import convert
 from classsync.api._generated import class_service_pb2 as pb
+from classsync.api.realm import REALM_KEY, call_realm
 from classsync.domain import ClassOutcome, InvalidArgument, SyncStatus, WatchExpired
 from classsync.sync.ports import ClassView, JobState
 from classsync.sync.reads import ClassLookup, ClassReadService
@@ -111,6 +112,26 @@ class TestConvert:
         assert counts == Counter({"NOT_FOUND": 2})
 
 
+class FakeContext:
+    """The one ServicerContext method call_realm reads."""
+
+    def __init__(self, *metadata: tuple[str, str]) -> None:
+        self._metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+
+class TestCallRealm:
+    def test_metadata_names_the_realm(self) -> None:
+        context = FakeContext(("x-other", "1"), (REALM_KEY, " 456 "))
+        assert call_realm(context, "123") == "456"  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("metadata", [(), ((REALM_KEY, "  "),)])
+    def test_absent_or_blank_is_the_default(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        assert call_realm(FakeContext(*metadata), "123") == "123"  # type: ignore[arg-type]
+
+
 class TestGet:
     def test_each_kind_of_key_finds_its_class_once_in_key_order(self) -> None:
         parent = _view("p", "A", qb_id="10", version_token=4, status="SYNCED")
@@ -157,6 +178,7 @@ class TestGet:
             (ClassLookup(), "names no Class"),
             (ClassLookup(ids=("a",), full_names=(" ",)), "full_names[0] is blank"),
             (ClassLookup(ids=tuple(str(i) for i in range(6))), "at most 5"),
+            (ClassLookup(qb_ids=("1", "2\x00")), "qb_ids[1] contains a NUL"),
         ],
     )
     def test_bad_requests_are_invalid_arguments(self, lookup: ClassLookup, words: str) -> None:
