@@ -17,6 +17,7 @@ from classsync.qbo.endpoints import allow_plain_http_if_loopback
 from classsync.qbo.gateway import QuickbooksGateway
 from classsync.qbo.oauth import make_auth_client_factory
 from classsync.qbo.token_manager import TokenManager
+from classsync.store.class_reads import SqlAlchemyClassReader
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.migrate import upgrade
 from classsync.store.replicas import ReplicaRegistry
@@ -25,6 +26,7 @@ from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
 from classsync.sync.backoff import RetryPolicy
 from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
+from classsync.sync.reads import ClassReadService
 from classsync.sync.replicas import ReplicaHeartbeat
 from classsync.sync.service import IngestService
 from classsync.sync.settled import SettledBoard
@@ -164,7 +166,13 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         realm_id=settings.qbo_realm_id,
         max_classes_per_request=settings.max_classes_per_request,
     )
-    servicer = ClassServiceServicer(ingest, wait_seconds=settings.response_wait_seconds)
+    reads = ClassReadService(SqlAlchemyClassReader(storage.session_factory), board)
+    servicer = ClassServiceServicer(
+        ingest,
+        reads,
+        wait_seconds=settings.response_wait_seconds,
+        default_realm_id=settings.qbo_realm_id,
+    )
     server = build_server(
         servicer,
         address=settings.grpc_address,

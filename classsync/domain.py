@@ -24,6 +24,7 @@ class SyncStatus(enum.StrEnum):
     SYNCED = "SYNCED"  # QBO holds the latest version; qbId/versionToken are QBO's Id/SyncToken
     FAILED = "FAILED"  # QBO refused it for good, or attempts ran out; see the error fields
     INVALID = "INVALID"  # refused by validation before anything was stored (never in the database)
+    NOT_FOUND = "NOT_FOUND"  # read API only: no Class of the realm has the key asked for
 
 
 class ErrorCode(enum.StrEnum):
@@ -50,6 +51,7 @@ class ErrorCode(enum.StrEnum):
     ATTEMPTS_EXHAUSTED = "ATTEMPTS_EXHAUSTED"
     PARENT_FAILED = "PARENT_FAILED"
     TIMED_OUT = "TIMED_OUT"
+    NOT_FOUND = "NOT_FOUND"
 
 
 # Limits on free-text fields we store; generous, but bounded so one caller cannot bloat a row.
@@ -305,6 +307,18 @@ class RequestTooLarge(ClasssyncError):
     grpc_status = "RESOURCE_EXHAUSTED"
 
 
+class InvalidArgument(ClasssyncError):
+    """A call's request is malformed as a whole (e.g. a read naming no Class)."""
+
+    grpc_status = "INVALID_ARGUMENT"
+
+
+class WatchExpired(ClasssyncError):
+    """A watch ran for the longest time the server allows with Classes still unsettled."""
+
+    grpc_status = "DEADLINE_EXCEEDED"
+
+
 class Unauthenticated(ClasssyncError):
     """The caller presented no token or a wrong one."""
 
@@ -395,6 +409,7 @@ __all__ = [
     "ClassWrite",
     "ClasssyncError",
     "ErrorCode",
+    "InvalidArgument",
     "QboAuthExpired",
     "QboClass",
     "QboDisconnected",
@@ -414,6 +429,7 @@ __all__ = [
     "SyncStatus",
     "Unauthenticated",
     "ValidClass",
+    "WatchExpired",
     "join_path",
     "split_full_name",
 ]

@@ -235,6 +235,36 @@ class QboGateway(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ClassView:
+    """One Class as the read API reports it: the row, its QBO link and its sync job."""
+
+    class_id: str
+    name: str
+    full_name: str | None  # as the caller wrote it
+    key: str | None  # QBO-form "A:B:C", the identity of a Class without a qb_id
+    qb_id: str | None
+    version_token: int
+    status: str  # a JobStatus value
+    generation: int
+    error_code: str | None
+    error_message: str | None
+
+
+class ClassReader(Protocol):
+    """Read-only lookups of a realm's Classes, outside any unit of work."""
+
+    def find(
+        self,
+        realm_id: str,
+        ids: Sequence[str],
+        qb_ids: Sequence[str],
+        full_name_keys: Sequence[str],
+    ) -> list[ClassView]:
+        """The realm's Classes whose id, QBO Id or QBO-form full name is listed; each once."""
+        ...
+
+
 class Clock(Protocol):
     """Wall-clock time for stamps and due times (UTC, timezone-aware)."""
 
