@@ -26,7 +26,7 @@ class Placeholder:
     """An ancestor nobody sent (yet): stored active and named after its level, so children sync."""
 
     path: tuple[str, ...]
-    domain_source: str | None  # the child's, so the ancestor is traceable to who caused it
+    domain_source: str | None  # the child's: the ancestor exists because of that caller
 
     # The attributes a row is written from, like ValidClass's.
     @property
@@ -51,7 +51,7 @@ class Placeholder:
 
     @property
     def is_active(self) -> bool:
-        """Placeholders are active: QBO refuses an inactive parent for an active child."""
+        """Placeholders are active, so children can be created under them in QBO."""
         return True
 
     @property
