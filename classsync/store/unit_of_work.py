@@ -7,7 +7,8 @@ from typing import Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from classsync.store.repositories import ClassRepository, JobQueue
+from classsync.store.class_rows import ClassRepository
+from classsync.store.job_queue import JobQueue
 
 
 class SqlAlchemyUnitOfWork:

@@ -172,7 +172,7 @@ class JobStore(Protocol):
         ...
 
     def oldest_pending(self) -> datetime | None:
-        """When the oldest job not yet synced last changed."""
+        """When the oldest Class not yet synced was accepted."""
         ...
 
     def requeue(self, *, failed_only: bool, class_ids: Sequence[str], now: datetime) -> int:
