@@ -29,6 +29,7 @@ class SyncStatus(enum.StrEnum):
 class ErrorCode(enum.StrEnum):
     """Machine-readable reasons a Class was refused or failed. QBO faults use ``QBO_<code>``."""
 
+    EMPTY_REQUEST = "EMPTY_REQUEST"
     NAME_EMPTY = "NAME_EMPTY"
     NAME_TOO_LONG = "NAME_TOO_LONG"
     NAME_HAS_COLON = "NAME_HAS_COLON"

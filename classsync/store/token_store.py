@@ -103,7 +103,7 @@ def _to_tokens(row: QboRealm, cipher: TokenCipher) -> RealmTokens | None:
 
 
 class SqlAlchemyTokenStore:
-    """TokenStore (classsync.qbo.tokens) on the database, shared by every replica."""
+    """TokenStore (classsync.qbo.token_storage) on the database, shared by every replica."""
 
     def __init__(self, session_factory: sessionmaker[Session], cipher: TokenCipher) -> None:
         self._session_factory = session_factory

@@ -91,6 +91,18 @@ class JobState:
     error_message: str | None
 
 
+class StoreError(Exception):
+    """The store could not do the work; the unit of work was rolled back."""
+
+
+class StoreConflict(StoreError):
+    """A concurrent writer won a race (a unique key taken meanwhile): running the work again may pass."""
+
+
+class StoreUnavailable(StoreError):
+    """The database failed transiently (connection lost, restart, deadlock victim): retry later."""
+
+
 class ClassStore(Protocol):
     """QBClass rows: stored by identity (qb_id, else fully-qualified name)."""
 
@@ -181,7 +193,10 @@ class JobStore(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One transaction with the stores bound to it. Leaving without ``commit()`` rolls back."""
+    """One transaction with the stores bound to it. Leaving without ``commit()`` rolls back.
+
+    Storage failures inside the block leave it as ``StoreConflict`` or ``StoreUnavailable``.
+    """
 
     @property
     def classes(self) -> ClassStore:
@@ -266,7 +281,7 @@ class ClassReader(Protocol):
 
 
 class Clock(Protocol):
-    """Wall-clock time for stamps and due times (UTC, timezone-aware)."""
+    """Wall-clock time for stamps and due times: UTC, naive (as the store's columns hold it)."""
 
     def now(self) -> datetime:
         """The current time."""

@@ -14,9 +14,10 @@ from classsync.bootstrap import build_storage, build_token_manager
 from classsync.domain import ClassInput, validate
 from classsync.qbo.gateway import QuickbooksGateway
 from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
-from classsync.sync.backoff import RetryPolicy
-from classsync.sync.engine import SyncEngine, utcnow
+from classsync.sync.clock import SystemClock
+from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
+from classsync.sync.retry_policy import RetryPolicy
 from classsync.sync.service import Accepted, IngestService
 from classsync.sync.settled import SettledBoard
 from tests.e2e.conftest import Service, service_settings
@@ -131,7 +132,7 @@ def test_a_lost_connection_while_recording_a_sync_is_retried_not_left_to_the_lea
     _KillOnRecordUnitOfWork.armed = True
     with storage.uow() as uow:
         items = [validate(ClassInput(name=f"Rec{i}")) for i in range(5)]
-        uow.classes.save_batch(items, realm["realm_id"], utcnow())  # type: ignore[arg-type]
+        uow.classes.save_batch(items, realm["realm_id"], SystemClock().now())  # type: ignore[arg-type]
         uow.commit()
     db = db_engine(database_url)
     engine.start()

@@ -20,6 +20,7 @@ FORBIDDEN = {
         "grpc",
         "quickbooks",
         "intuitlib",
+        "sqlalchemy",
     ),
     "classsync.store": ("classsync.api", "classsync.sync", "classsync.qbo", "grpc", "quickbooks"),
     "classsync.qbo": ("classsync.api", "classsync.sync", "classsync.store", "grpc", "sqlalchemy"),
