@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from classsync.api.convert import FAILURE_MESSAGE, SUCCESS_MESSAGE
 from tests.e2e.conftest import Service, klass
+from tests.fixtures.requirements import require_or_skip
 
 pytestmark = pytest.mark.e2e
 
@@ -291,10 +292,11 @@ class TestOperations:
         assert reply.message == FAILURE_MESSAGE
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_a_caller_built_from_the_unchanged_seed_proto_works(
     service: Service, tmp_path: Path
 ) -> None:
+    if shutil.which("node") is None:
+        require_or_skip("node", "install Node.js and run `make node-deps`")
     seed = ROOT / "tests" / "node" / "seed" / "class_service.proto"
     assert "package" not in seed.read_text()
     payload = tmp_path / "payload.json"
