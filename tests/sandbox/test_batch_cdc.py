@@ -47,7 +47,7 @@ def test_batch_items_cannot_see_classes_created_earlier_in_the_batch(
     next_id = str(int(_class("Before").save(qb=qbo).Id) + 1)
     result = batch_create([_class("Parent"), _class("Child", parent_id=next_id)], qb=qbo)
     assert [c.Name for c in result.successes] == ["Parent"]
-    assert result.faults[0].Error[0].code == "2500"  # qbo-reference §1.2
+    assert result.faults[0].Error[0].code == "2500"  # docs/qbo.md, "Errors"
 
 
 def test_batch_update_reports_stale_items(qbo: QuickBooks) -> None:
