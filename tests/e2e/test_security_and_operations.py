@@ -170,6 +170,10 @@ def test_secrets_never_reach_logs_errors_or_status(database_url: str, fresh_sand
         assert secret not in output
 
 
+def _in_flight(box: Any, realm_id: str) -> int:
+    return int(box.admin.counters()["realms"].get(realm_id, {}).get("in_flight", 0))
+
+
 @pytest.mark.slow
 def test_sigterm_lets_the_call_in_flight_finish_then_exits_zero(
     database_url: str, fresh_sandbox: Any
@@ -187,7 +191,11 @@ def test_sigterm_lets_the_call_in_flight_finish_then_exits_zero(
                 )
             )
             caller.start()
-            time.sleep(0.4)  # the call is stored and its QBO create is in flight
+            # SIGTERM once the call is stored and its QBO create is in flight.
+            deadline = time.monotonic() + 15
+            while _in_flight(fresh_sandbox, realm["realm_id"]) == 0:
+                assert time.monotonic() < deadline, "the QBO create never started"
+                time.sleep(0.02)
             server.process.send_signal(signal.SIGTERM)
             caller.join(30)
             assert server.process.wait(30) == 0
