@@ -30,6 +30,14 @@ def _named(name: str) -> Class:
     return item
 
 
+def _wait_for_window_end(sandbox: RunningSandbox, window: str) -> None:
+    """Poll the admin API until the fault window (e.g. ``outage_remaining``) has closed."""
+    deadline = time.monotonic() + 10
+    while sandbox.admin.faults()[window] > 0:
+        assert time.monotonic() < deadline, f"{window} never reached 0"
+        time.sleep(0.02)
+
+
 def test_outage_window_answers_503_everywhere_then_recovers(fresh_sandbox: RunningSandbox) -> None:
     qb = make_qbo_client(fresh_sandbox)
     fresh_sandbox.admin.set_faults(outage_seconds=0.6)
@@ -41,7 +49,7 @@ def test_outage_window_answers_503_everywhere_then_recovers(fresh_sandbox: Runni
         make_auth_client(fresh_sandbox).refresh(refresh_token=DEV_REFRESH_TOKEN)
     assert token_error.value.status_code == 503
     assert fresh_sandbox.admin.faults()["outage_remaining"] > 0
-    time.sleep(0.7)
+    _wait_for_window_end(fresh_sandbox, "outage_remaining")
     assert Class.all(qb=qb) == []
     assert fresh_sandbox.admin.counters()["injected"]["outage"] == 2
 
@@ -95,7 +103,7 @@ def test_forced_429_window(fresh_sandbox: RunningSandbox) -> None:
     with pytest.raises(QuickbooksException) as caught:
         Class.all(qb=qb)
     assert "ThrottleExceeded" in caught.value.message
-    time.sleep(0.6)
+    _wait_for_window_end(fresh_sandbox, "throttle_remaining")
     assert Class.all(qb=qb) == []
 
 
