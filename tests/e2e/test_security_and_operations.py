@@ -28,6 +28,7 @@ from classsync.store.models import QboRealm
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
 from tests.e2e.conftest import Service, klass
 from tests.e2e.processes import ServerProcess, run_cli, server_env
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -192,10 +193,12 @@ def test_sigterm_lets_the_call_in_flight_finish_then_exits_zero(
             )
             caller.start()
             # SIGTERM once the call is stored and its QBO create is in flight.
-            deadline = time.monotonic() + 15
-            while _in_flight(fresh_sandbox, realm["realm_id"]) == 0:
-                assert time.monotonic() < deadline, "the QBO create never started"
-                time.sleep(0.02)
+            wait_for(
+                lambda: _in_flight(fresh_sandbox, realm["realm_id"]) > 0,
+                timeout=15,
+                what="the QBO create to be in flight",
+                interval=0.02,
+            )
             server.process.send_signal(signal.SIGTERM)
             caller.join(30)
             assert server.process.wait(30) == 0
@@ -221,9 +224,11 @@ def test_status_and_retry_commands(
     retried = run_cli(env, "retry", "--failed")
     assert "requeued 1 job" in retried.stdout
     svc.app.engine.wake()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and not fresh_sandbox.admin.classes(realm["realm_id"]):
-        time.sleep(0.1)
+    wait_for(
+        lambda: bool(fresh_sandbox.admin.classes(realm["realm_id"])),
+        timeout=15,
+        what="the retried Class in QBO",
+    )
     assert [c["Name"] for c in fresh_sandbox.admin.classes(realm["realm_id"])] == ["WillFail"]
 
 

@@ -21,6 +21,9 @@ from classsync.api._generated import class_service_pb2_grpc as pb_grpc
 from classsync.domain import SyncStatus
 from classsync.store.models import QBClass, SyncJob
 from tests.e2e.conftest import klass
+from tests.support.waiting import wait_for
+
+__all__ = ["wait_for"]  # re-exported: the fault tests import every helper from here
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES_FILE = ROOT / "fault-figures.json"
@@ -128,16 +131,6 @@ def wait_until_settled(engine: Engine, *, expected_rows: int, timeout: float) ->
         time.sleep(0.2)
     msg = f"jobs not settled after {timeout:.0f} s (want {expected_rows} rows): {counts}"
     raise AssertionError(msg)
-
-
-def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> float:
-    """Poll ``predicate`` every 50 ms until true; seconds waited (AssertionError on timeout)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 # --- the audit ---------------------------------------------------------------------------------
