@@ -102,7 +102,7 @@ def test_standing_dev_token_keeps_working_and_quickbooks_rotates_it(
             {"realm_id": DEV_REALM_ID, "access_token": None, "refresh_token": DEV_REFRESH_TOKEN},
             use_access_token=False,
         )
-        # QuickBooks() refreshed on construction (docs/qbo.md, "python-quickbooks"): a new token came back.
+        # QuickBooks() refreshed on construction (docs/qbo.md, "python-quickbooks"): a new token.
         assert qb.refresh_token not in {None, DEV_REFRESH_TOKEN}
         assert isinstance(Class.all(qb=qb), list)
 

@@ -45,8 +45,8 @@ def test_full_update_returns_the_new_sync_token_and_a_second_update_works(stack:
         ),
     )
     assert int(renamed.sync_token) == int(created.sync_token) + 1
-    # The token save() returned is current (docs/qbo.md, "Writes and SyncToken"): using it
-    # again must not be stale.
+    # The token save() returned is current (docs/qbo.md, "Writes and SyncToken"): using it again
+    # must not be stale.
     again = stack.gateway.update(
         stack.realm_id,
         ClassWrite(

@@ -15,7 +15,7 @@ from tests.integration.store_schema._pg_schema import execute_script, snapshot
 
 pytestmark = pytest.mark.integration
 
-# Exactly what Prisma 6 creates for the Node service's model (schema.prisma), plus
+# Exactly what Prisma 6 creates for the Node service's model (schema.prisma, QBClass), plus
 # what else a Node database may hold: an enum named like our statuses and an unrelated table.
 _NODE_DDL = """
 CREATE TYPE "SyncStatus" AS ENUM ('PENDING', 'SYNCED', 'FAILED');
