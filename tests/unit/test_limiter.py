@@ -98,6 +98,10 @@ def test_replicas_split_the_realm_budget() -> None:
             starts.append(clock.monotonic())
     # 600/min shared by 3 processes: this one paces at 200/min, one call every 0.3 s.
     assert [round(b - a, 6) for a, b in itertools.pairwise(starts)] == [0.3, 0.3]
+    # Alone again: the whole 600/min, one call every 0.1 s (after the 0.3 s slot already given).
     limiter.set_replicas(1)
-    with limiter.call("realm"):
-        pass
+    again = []
+    for _ in range(3):
+        with limiter.call("realm"):
+            again.append(clock.now)
+    assert [round(b - a, 6) for a, b in itertools.pairwise(again)] == [0.1, 0.1]
