@@ -19,7 +19,7 @@ help: ## list the targets
 # requirements.lock pins the runtime set; requirements-dev.lock pins what the dev/bench extras add.
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	@test -n "$(PYTHON)" || { echo "need Python >= 3.11 (python3.11, python3.12, python3.13 or python3)"; exit 1; }
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "$(PYTHON) is older than 3.11"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "$(PYTHON) does not run as Python >= 3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -c requirements-dev.lock -e '.[dev]'
 	@touch $@

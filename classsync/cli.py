@@ -86,10 +86,12 @@ def _maybe_start_sandbox(settings: Settings, log: Any) -> Any:
 # --- migrate -----------------------------------------------------------------------------------
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring the database schema up to date (or check it)."""
+    from classsync.preflight import check_database
     from classsync.store import migrate
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
+    check_database(settings)
     if args.check:
         migrate.check(settings.database_url)
         print("schema matches the models")
@@ -173,9 +175,12 @@ def _channel(address: str, *, tls: bool, ca_file: str | None) -> Any:
 def cmd_connect(args: argparse.Namespace) -> int:
     """OAuth authorize → code → tokens, stored in the database for the realm."""
     from classsync.connect import run_connect, run_connect_paste
+    from classsync.preflight import check_database, check_qbo_credentials
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
+    check_qbo_credentials(settings)
+    check_database(settings)
     if args.paste:
         realm = run_connect_paste(settings, read_line=sys.stdin.readline)
     else:
@@ -188,8 +193,10 @@ def cmd_connect(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Counts by status, the oldest pending age and the realm connection (never tokens)."""
     from classsync.bootstrap import build_storage
+    from classsync.preflight import check_database
 
     settings = _settings()
+    check_database(settings)
     storage = build_storage(settings, migrate=False)
     with storage.uow() as uow:
         counts = uow.jobs.counts()
@@ -214,8 +221,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     """Requeue FAILED jobs (all, or the given Class ids)."""
     from classsync.bootstrap import build_storage
+    from classsync.preflight import check_database
 
     settings = _settings()
+    check_database(settings)
     storage = build_storage(settings, migrate=False)
     with storage.uow() as uow:
         count = uow.jobs.requeue(
