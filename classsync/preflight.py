@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import ValidationError
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from classsync.config import DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_REALM_ID, Settings
 from classsync.store import migrate
-from classsync.store.database import make_engine, normalize_database_url
+from classsync.store.database import normalize_database_url
+
+_CONNECT_TIMEOUT_S = 10
 
 _MIGRATE_HINT = (
     "run `classsync migrate` once as a database user allowed to change the schema, "
@@ -132,15 +135,19 @@ def check_database(settings: Settings) -> None:
     """DATABASE_URL parses and the database answers."""
     url = parse_database_url(settings)
     where = url.database if url.get_backend_name() == "sqlite" else f"{url.host}:{url.port or ''}"
-    engine = make_engine(settings.database_url, pool_size=1)
+    # A bounded connect: the drivers' own default waits for ever on a host that drops packets.
+    timeout = {} if url.get_backend_name() == "sqlite" else {"connect_timeout": _CONNECT_TIMEOUT_S}
+    engine = create_engine(url, poolclass=NullPool, connect_args=timeout)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        msg = (
-            f"database {where} is unreachable ({_first_line(exc)}): check DATABASE_URL "
-            "and that the database server is running"
+        hint = (
+            "(its directory must exist and be writable)"
+            if url.get_backend_name() == "sqlite"
+            else "and that the database server is running"
         )
+        msg = f"database {where} is unreachable ({_first_line(exc)}): check DATABASE_URL {hint}"
         raise ConfigError(msg) from exc
     finally:
         engine.dispose()
