@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from classsync.api.server import BuiltServer, build_server
 from classsync.api.servicer import ClassServiceServicer
 from classsync.config import Settings
-from classsync.observability.health import HealthMonitor, HealthReport
+from classsync.observability.health import HealthMonitor, HealthReport, check
 from classsync.observability.http import OpsHttpServer
 from classsync.observability.metrics import Metrics, QueueCollector
 from classsync.observability.runtime import Observability
@@ -22,18 +22,21 @@ from classsync.qbo.endpoints import allow_plain_http_if_loopback
 from classsync.qbo.gateway import QuickbooksGateway
 from classsync.qbo.oauth import make_auth_client_factory
 from classsync.qbo.token_manager import TokenManager
+from classsync.store.class_reads import SqlAlchemyClassReader
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.migrate import upgrade
 from classsync.store.monitoring import StoreMonitor
 from classsync.store.replicas import ReplicaRegistry
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
 from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
-from classsync.sync.backoff import RetryPolicy
+from classsync.sync.clock import SystemClock
 from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.metered import MeteredGateway, metered_uow_factory
-from classsync.sync.ports import QboGateway, UnitOfWork
+from classsync.sync.ports import JobStatus, QboGateway, SyncMetrics, UnitOfWork
+from classsync.sync.reads import ClassReadService
 from classsync.sync.replicas import ReplicaHeartbeat
+from classsync.sync.retry_policy import RetryPolicy
 from classsync.sync.service import IngestService
 from classsync.sync.settled import SettledBoard
 
@@ -101,7 +104,6 @@ class App:
     ingest: IngestService
     server: BuiltServer
     heartbeat: ReplicaHeartbeat
-    extras: dict[str, Any] = field(default_factory=dict)
     observability: Observability | None = None
 
     @property
@@ -134,55 +136,71 @@ class App:
         log.info("server_stopped")
 
 
-def build_app(settings: Settings, *, migrate: bool = True) -> App:
-    """Wire the whole service from ``settings`` (nothing is started)."""
-    storage = build_storage(settings, migrate=migrate)
-    tokens = build_token_manager(settings, storage)
-    metrics = Metrics() if settings.metrics_address else None
+def build_engine(
+    settings: Settings,
+    storage: Storage,
+    limiter: RateLimiter,
+    uow_factory: Callable[[], UnitOfWork] | None = None,
+    metrics: SyncMetrics | None = None,
+) -> SyncEngine:
+    """The sync engine, its QBO gateway (timed when ``metrics``) and its retry policy."""
     gateway: QboGateway = QuickbooksGateway(
-        tokens,
+        build_token_manager(settings, storage),
         api_base_url=settings.api_base_url,
         environment=settings.intuit_environment,
         client_id=settings.qbo_client_id,
         minor_version=settings.qbo_minor_version,
         timeout_s=settings.qbo_timeout_seconds,
     )
-    uow_factory: Callable[[], UnitOfWork] = storage.uow
     if metrics is not None:
         gateway = MeteredGateway(gateway, metrics)
-        uow_factory = metered_uow_factory(storage.uow, metrics)
-    limiter = RateLimiter(
-        max_in_flight=settings.qbo_max_in_flight,
-        per_minute=settings.qbo_requests_per_minute,
-        window_seconds=settings.qbo_rate_window_seconds,
-    )
     policy = RetryPolicy(
         base_seconds=settings.sync_backoff_base_seconds,
         max_seconds=settings.sync_backoff_max_seconds,
         throttle_seconds=settings.sync_throttle_seconds,
         max_attempts=settings.sync_max_attempts,
+        stale_retries=settings.sync_stale_retries,
     )
-    board = SettledBoard()
-    engine = SyncEngine(
-        uow_factory,
+    return SyncEngine(
+        uow_factory or storage.uow,
         gateway,
         limiter,
         policy,
-        board,
+        SettledBoard(),
         workers=settings.sync_workers,
         lease_seconds=settings.sync_lease_seconds,
         poll_seconds=settings.sync_poll_seconds,
-        stale_retries=settings.sync_stale_retries,
         batch_size=settings.qbo_batch_size if settings.qbo_use_batch else 1,
     )
+
+
+def build_app(settings: Settings, *, migrate: bool = True) -> App:
+    """Wire the whole service from ``settings`` (nothing is started)."""
+    storage = build_storage(settings, migrate=migrate)
+    limiter = RateLimiter(
+        max_in_flight=settings.qbo_max_in_flight,
+        per_minute=settings.qbo_requests_per_minute,
+        window_seconds=settings.qbo_rate_window_seconds,
+    )
+    metrics = Metrics() if settings.metrics_address else None
+    uow_factory: Callable[[], UnitOfWork] = storage.uow
+    if metrics is not None:
+        uow_factory = metered_uow_factory(storage.uow, metrics)
+    engine = build_engine(settings, storage, limiter, uow_factory, metrics)
     ingest = IngestService(
         uow_factory,
-        board,
+        engine.board,
         engine.wake,
         realm_id=settings.qbo_realm_id,
         max_classes_per_request=settings.max_classes_per_request,
     )
-    servicer = ClassServiceServicer(ingest, wait_seconds=settings.response_wait_seconds)
+    reads = ClassReadService(SqlAlchemyClassReader(storage.session_factory), engine.board)
+    servicer = ClassServiceServicer(
+        ingest,
+        reads,
+        wait_seconds=settings.response_wait_seconds,
+        default_realm_id=settings.qbo_realm_id,
+    )
     server = build_server(
         servicer,
         address=settings.grpc_address,
@@ -196,12 +214,12 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
     heartbeat = ReplicaHeartbeat(
         ReplicaRegistry(storage.session_factory, ttl=timedelta(seconds=_HEARTBEAT_TTL_S)),
         limiter,
-        engine.owner,
+        engine.process_owner,
         interval=_HEARTBEAT_INTERVAL_S,
-        clock=lambda: datetime.now(UTC).replace(tzinfo=None),
+        clock=SystemClock().now,
     )
     observability = build_observability(settings, storage, server, metrics)
-    return App(settings, storage, engine, ingest, server, heartbeat, observability=observability)
+    return App(settings, storage, engine, ingest, server, heartbeat, observability)
 
 
 def store_monitor(settings: Settings, storage: Storage) -> StoreMonitor:
@@ -212,6 +230,23 @@ def store_monitor(settings: Settings, storage: Storage) -> StoreMonitor:
         settings.qbo_realm_id,
         assume_connected=settings.bootstrap_refresh_token is not None,
     )
+
+
+def status_report(settings: Settings, storage: Storage) -> tuple[dict[str, Any], bool]:
+    """What `classsync status` prints (the health checks' facts and the queue), and readiness."""
+    health = check(store_monitor(settings, storage), settings.qbo_realm_id)
+    report: dict[str, Any] = health.as_dict()
+    report.pop("checked_at")
+    if health.database_reachable:
+        with storage.uow() as uow:
+            counts = uow.jobs.counts()
+            oldest = uow.jobs.oldest_pending()
+        age = None if oldest is None else (SystemClock().now() - oldest).total_seconds()
+        report["jobs"] = {status.value: counts.get(status.value, 0) for status in JobStatus}
+        report["oldest_pending_age_seconds"] = None if age is None else round(age, 1)
+        connection = storage.token_store.status(settings.qbo_realm_id)
+        report["realm"]["status"] = connection[0] if connection else "NOT_CONNECTED"
+    return report, health.ready
 
 
 def build_observability(

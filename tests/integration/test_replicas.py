@@ -10,10 +10,10 @@ from classsync.domain import ClassInput, ClassWrite, QboClass, QboError, ValidCl
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.replicas import ReplicaRegistry
 from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
-from classsync.sync.backoff import RetryPolicy
 from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.replicas import ReplicaHeartbeat
+from classsync.sync.retry_policy import RetryPolicy
 from classsync.sync.settled import SettledBoard
 
 pytestmark = pytest.mark.integration
