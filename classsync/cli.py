@@ -259,7 +259,8 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "migrate": ("DATABASE_URL", *_LOGGING),
     "send": ("GRPC_ADDRESS",),
     "connect": (*_QBO_APP, *_DATABASE, *_LOGGING),
-    "status": (*_DATABASE, "QBO_REALM_ID"),
+    # A realm with no stored tokens counts as connected when a refresh token to start from exists.
+    "status": (*_DATABASE, "QBO_REALM_ID", "QBO_REFRESH_TOKEN", "QBO_ENVIRONMENT"),
     "retry": ("DATABASE_URL",),
 }
 

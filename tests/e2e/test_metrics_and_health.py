@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -171,3 +172,16 @@ def test_a_revoked_refresh_token_shows_in_health_and_metrics(
         lambda: sample(svc, "classsync_realm_connected", realm=svc.realm_id) == 0,
         "classsync_realm_connected 0",
     )
+
+
+def test_serve_refuses_a_metrics_address_in_use(database_url: str, sandbox: Any) -> None:
+    realm = sandbox.admin.create_realm()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        env = server_env(database_url, sandbox, realm, METRICS_ADDRESS=address, LOG_LEVEL="INFO")
+        done = run_cli(env, "serve")
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("classsync: configuration error: METRICS_ADDRESS")
