@@ -269,5 +269,6 @@ def build_observability(
     http = None
     if metrics is not None:
         metrics.watch_queue(QueueCollector(monitor_store, settings.qbo_realm_id))
+        metrics.watch_readiness(lambda: monitor.report.ready)
         http = OpsHttpServer(settings.metrics_address, metrics.registry, lambda: monitor.report)
     return Observability(monitor, http)

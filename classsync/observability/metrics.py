@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -177,6 +177,15 @@ class Metrics:
     def watch_queue(self, collector: Collector) -> None:
         """Add the scrape-time gauges."""
         self.registry.register(collector)
+
+    def watch_readiness(self, ready: Callable[[], bool]) -> None:
+        """``classsync_ready``: what /readyz answers, as 1/0, read when scraped."""
+        gauge = Gauge(
+            "classsync_ready",
+            "1 while the database answers and is migrated to head (as /readyz), else 0.",
+            registry=self.registry,
+        )
+        gauge.set_function(lambda: 1.0 if ready() else 0.0)
 
     # --- SyncMetrics ---------------------------------------------------------------------------
     def class_received(self, count: int) -> None:

@@ -125,10 +125,12 @@ def test_health_follows_the_database(service_factory: Any, database_url: str, sa
         assert status == 200, body
         assert json.loads(body)["database"]["schema_at_head"] is True
         assert health(svc, "") == health(svc, SERVICE_NAME) == SERVING
+        assert sample(svc, "classsync_ready") == 1
 
         proxy.close()  # connections refused, open ones cut
         wait_until(lambda: health(svc, "") == NOT_SERVING, "overall health NOT_SERVING")
         assert health(svc, SERVICE_NAME) == NOT_SERVING
+        assert sample(svc, "classsync_ready") == 0
         status, body = http_get(svc, "/readyz")
         assert status == 503
         assert json.loads(body)["reasons"][0].startswith("database unreachable")
