@@ -127,7 +127,12 @@ def _one_line(error: BaseException) -> str:
 
 
 class HealthMonitor:
-    """Checks every ``interval`` seconds on a daemon thread; tells ``on_change`` what changed."""
+    """Checks every ``interval`` seconds on a daemon thread; tells ``on_change`` what changed.
+
+    A database that drops packets instead of refusing them leaves a connect hanging for minutes:
+    the checks run on a thread of their own, and one with no answer within ``timeout`` seconds
+    counts as the database being unreachable (no second check starts while it still hangs).
+    """
 
     def __init__(
         self,
@@ -136,14 +141,20 @@ class HealthMonitor:
         *,
         interval: float,
         on_change: Callable[[HealthReport], None],
+        timeout: float | None = None,
     ) -> None:
         self._probes = probes
         self._realm_id = realm_id
         self._interval = interval
+        self._timeout = max(2 * interval, 5.0) if timeout is None else timeout
         self._on_change = on_change
         self._report = HealthReport(realm_id=realm_id, database_reachable=False)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The round in progress and where it puts its report. A daemon thread, not an executor:
+        # an executor's threads are joined at exit, and a hung connect would hold the exit up.
+        self._round: threading.Thread | None = None
+        self._round_result: list[HealthReport] = []
 
     @property
     def report(self) -> HealthReport:
@@ -153,7 +164,7 @@ class HealthMonitor:
     def check_now(self) -> HealthReport:
         """One round of checks; ``on_change`` hears about it when the verdicts moved."""
         before = self._report
-        after = check(self._probes, self._realm_id, before)
+        after = self._run_check(before)
         self._report = after
         if _verdicts(after) != _verdicts(before) or before.checked_at == 0.0:
             healthy = after.ready and after.realm_connected is not False
@@ -166,6 +177,26 @@ class HealthMonitor:
             )
             self._on_change(after)
         return after
+
+    def _run_check(self, before: HealthReport) -> HealthReport:
+        if self._round is None or not self._round.is_alive():
+            result: list[HealthReport] = []
+            self._round_result = result
+            self._round = threading.Thread(
+                target=lambda: result.append(check(self._probes, self._realm_id, before)),
+                name="health-check",
+                daemon=True,
+            )
+            self._round.start()
+        self._round.join(self._timeout)
+        if self._round_result:
+            return self._round_result[0]
+        return replace(
+            before,
+            database_reachable=False,
+            database_error=f"no answer within {self._timeout:g} s",
+            checked_at=time.time(),
+        )
 
     def start(self) -> None:
         """Check now, then on a daemon thread."""
@@ -185,7 +216,7 @@ class HealthMonitor:
         """Stop checking (before the server drains, so no check flips it back to SERVING)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(self._interval + 5)
+            self._thread.join(self._interval + self._timeout)
             self._thread = None
 
 

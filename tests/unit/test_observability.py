@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -220,3 +221,27 @@ def test_age_is_zero_without_a_backlog() -> None:
     metrics = Metrics()
     metrics.watch_queue(QueueCollector(Empty(), REALM, utcnow=lambda: datetime(2026, 1, 1)))
     assert _value(metrics, "classsync_oldest_pending_age_seconds", realm=REALM) == 0
+
+
+def test_a_database_that_never_answers_counts_as_unreachable() -> None:
+    class Hanging(_Probes):
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = threading.Event()
+            self.calls = 0
+
+        def ping(self) -> None:
+            self.calls += 1
+            if self.calls > 1:
+                self.release.wait(10)  # a connect to a host that drops packets
+
+    probes = Hanging()
+    monitor = HealthMonitor(probes, REALM, interval=60, on_change=lambda _: None, timeout=0.2)
+    assert monitor.check_now().database_reachable
+    stuck = monitor.check_now()
+    assert not stuck.database_reachable
+    assert stuck.reasons() == ["database unreachable: no answer within 0.2 s"]
+    monitor.check_now()
+    assert probes.calls == 2  # no second check piles up behind the hung one
+    probes.release.set()
+    assert monitor.check_now().database_reachable
