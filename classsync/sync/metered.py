@@ -98,12 +98,17 @@ class MeteredGateway:
 
 
 class _MeteredClassStore:
+    """Forwards everything; notes Classes received to report after the commit."""
+
     def __init__(
         self, inner: ClassStore, pending: list[Callable[[], None]], metrics: SyncMetrics
     ) -> None:
         self._inner = inner
         self._pending = pending
         self._metrics = metrics
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
     def save_batch(
         self, items: Sequence[ValidClass], realm_id: str, now: datetime

@@ -10,11 +10,29 @@ from typing import Any, Self
 
 import pytest
 
-from classsync.domain import ClassWrite, QboClass, QboError, QboRejected, QboThrottled
+from classsync.domain import (
+    ClassInput,
+    ClassWrite,
+    QboClass,
+    QboError,
+    QboRejected,
+    QboThrottled,
+    validate,
+)
 from classsync.observability.health import HealthMonitor, HealthReport
 from classsync.observability.metrics import Metrics, QueueCollector
-from classsync.sync.metered import MeteredGateway, MeteredUnitOfWork, request_outcome
+from classsync.sync.engine import SyncEngine
+from classsync.sync.limiter import RateLimiter
+from classsync.sync.metered import (
+    MeteredGateway,
+    MeteredUnitOfWork,
+    metered_uow_factory,
+    request_outcome,
+)
 from classsync.sync.ports import ClaimedJob, ClassSnapshot
+from classsync.sync.retry_policy import RetryPolicy
+from classsync.sync.settled import SettledBoard
+from tests.fakes import FakeClock, FakeDatabase, FakeQboGateway
 
 pytestmark = pytest.mark.unit
 
@@ -245,3 +263,38 @@ def test_a_database_that_never_answers_counts_as_unreachable() -> None:
     assert probes.calls == 2  # no second check piles up behind the hung one
     probes.release.set()
     assert monitor.check_now().database_reachable
+
+
+def test_an_engine_over_metered_ports_counts_what_it_committed() -> None:
+    clock = FakeClock()
+    db = FakeDatabase()
+    qbo = FakeQboGateway()
+    metrics = Metrics()
+    uow = metered_uow_factory(db.uow, metrics)
+    limiter = RateLimiter(per_minute=6000, clock=clock.monotonic, sleep=clock.sleep)
+    engine = SyncEngine(
+        uow,
+        MeteredGateway(qbo, metrics),
+        limiter,
+        RetryPolicy(store_write_pauses=(0.0, 0.0)),
+        SettledBoard(),
+        workers=1,
+        clock=clock,
+    )
+    items = [validate(ClassInput(name=name, full_name=name)) for name in ("Sales", "Ops")]
+    with uow() as work:
+        work.classes.save_batch(items, REALM, clock.now())  # type: ignore[arg-type]
+        work.commit()
+    qbo.script(
+        "create",
+        lambda: db.fail_next_commits(1),  # the first outcome write is lost and written again
+        QboRejected("QBO fault 6000: business rule", code="6000"),
+    )
+    while engine.run_once():
+        pass
+    assert _value(metrics, "classsync_classes_received_total") == 2
+    assert _value(metrics, "classsync_classes_synced_total", realm=REALM) == 1
+    assert _value(metrics, "classsync_classes_failed_total", realm=REALM, code="QBO_6000") == 1
+    requests = "classsync_qbo_requests_total"
+    assert _value(metrics, requests, realm=REALM, operation="create", outcome="ok") == 1
+    assert _value(metrics, requests, realm=REALM, operation="create", outcome="rejected") == 1
