@@ -202,7 +202,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 def _loopback_address(address: str) -> str:
     """The address a local probe dials: a wildcard bind (0.0.0.0, [::]) becomes loopback."""
     host, _, port = address.rpartition(":")
-    if host in ("0.0.0.0", "[::]", "::", ""):
+    if host in ("0.0.0.0", "[::]", "::", ""):  # noqa: S104 (compared, not bound)
         return f"127.0.0.1:{port}"
     return address
 
