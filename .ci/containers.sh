@@ -22,7 +22,7 @@ timed() {
 
 report_times() {
   local line
-  [ "${#STEP_TIMES[@]}" -gt 0 ] && echo "step times:"
+  if [ "${#STEP_TIMES[@]}" -gt 0 ]; then echo "step times:"; fi
   for line in "${STEP_TIMES[@]}"; do echo "  $line"; done
 }
 
