@@ -16,7 +16,7 @@ RUN python3 -m venv /opt/classsync \
  && /opt/classsync/bin/pip uninstall -y pip
 
 FROM ${BASE_IMAGE}
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/classsync classsync
+RUN useradd --uid 10001 --user-group --create-home --home-dir /home/classsync classsync
 COPY --from=build /opt/classsync /opt/classsync
 # SHUTDOWN_GRACE_SECONDS: the drain after SIGTERM takes at most about this + 2 s, inside
 # Docker's default 10 s stop timeout. Raise both together (docker run --stop-timeout,

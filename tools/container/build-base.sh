@@ -40,7 +40,7 @@ build_debian() {
     echo "debootstrap is missing: apt-get install debootstrap" >&2
     exit 1
   }
-  local mirror rootfs
+  local mirror rootfs started=$SECONDS
   mirror=${DEBIAN_MIRROR:-$(apt_mirror)}
   rootfs=$(mktemp -d /tmp/classsync-rootfs.XXXXXX)
   trap 'rm -rf "$rootfs"' RETURN
@@ -53,6 +53,7 @@ build_debian() {
   # An image keeps no package lists or caches; RUN steps run `apt-get update` themselves.
   rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
   tar -C "$rootfs" -c . | "$DOCKER" import - "$DEBIAN_IMAGE"
+  echo "$DEBIAN_IMAGE built in $((SECONDS - started)) s"
 }
 
 build_from() {
@@ -62,7 +63,9 @@ build_from() {
     echo "reusing $tag"
     return
   fi
+  local started=$SECONDS
   "$DOCKER" build --network host --build-arg "DEBIAN_IMAGE=$DEBIAN_IMAGE" -t "$tag" "$dir"
+  echo "$tag built in $((SECONDS - started)) s"
 }
 
 build_debian
