@@ -2,6 +2,7 @@
 # First start: initdb as the postgres user with POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB
 # (password auth when a password is set, trust otherwise). Then run the server in the foreground
 # on PGPORT (default 5432), so it can share the host network with another PostgreSQL.
+# initdb skips fsync: the image is for tests and throwaway servers, not for data to keep.
 # Extra arguments go to the server, e.g. `-c fsync=off`.
 set -eu
 POSTGRES_USER=${POSTGRES_USER:-postgres}
@@ -22,10 +23,10 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   fi
   chown postgres "$pwfile"
   if [ "$auth" = trust ]; then
-    as_postgres initdb -D "$PGDATA" -U "$POSTGRES_USER" -A trust -E UTF8 --no-locale >/dev/null
+    as_postgres initdb -D "$PGDATA" -U "$POSTGRES_USER" -A trust -E UTF8 --no-locale --no-sync >/dev/null
   else
     as_postgres initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" -A "$auth" \
-      -E UTF8 --no-locale >/dev/null
+      -E UTF8 --no-locale --no-sync >/dev/null
   fi
   rm -f "$pwfile"
   # Socket connections inside the container stay trusted; TCP from anywhere uses $auth.
