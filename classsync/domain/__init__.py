@@ -21,6 +21,7 @@ from classsync.domain.classes import (
     Rejection,
     SyncStatus,
     ValidClass,
+    identity_key,
     join_path,
     split_full_name,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "UpsertPlan",
     "ValidClass",
     "WatchExpired",
+    "identity_key",
     "join_path",
     "lookup_keys",
     "plan_upsert",

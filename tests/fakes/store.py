@@ -12,7 +12,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-from classsync.domain import ErrorCode, Rejection, ValidClass, join_path, split_full_name
+from classsync.domain import ErrorCode, Rejection, ValidClass, identity_key, join_path
 from classsync.sync.ports import JobStatus, StoredClass, StoreError, StoreUnavailable
 from tests.fakes.jobs import FakeJobStore
 
@@ -158,7 +158,7 @@ class FakeClassStore:
                 results.append(row)
                 continue
             for depth in range(1, item.depth):
-                self._placeholder(join_path(item.path[:depth]), depth, realm_id, now)
+                self._placeholder(item.path[:depth], realm_id, now)
             if row is None:
                 row = FakeClassRow(self._database.new_id(), "", "", None, True, False, None)
                 self._tables.classes[row.id] = row
@@ -183,11 +183,12 @@ class FakeClassStore:
     def _by_key(self, key: str) -> FakeClassRow | None:
         return next((r for r in self._tables.classes.values() if r.key == key), None)
 
-    def _placeholder(self, key: str, depth: int, realm_id: str, now: datetime) -> None:
+    def _placeholder(self, path: tuple[str, ...], realm_id: str, now: datetime) -> None:
+        key, depth = identity_key(path), len(path)
         if self._by_key(key) is not None:
             return
-        name = split_full_name(key)[-1]
-        row = FakeClassRow(self._database.new_id(), name, key, key, True, False, None)
+        full_name = join_path(path)
+        row = FakeClassRow(self._database.new_id(), path[-1], key, full_name, True, False, None)
         row.updated_at = now
         self._tables.classes[row.id] = row
         self._tables.jobs[row.id] = FakeJobRow(row.id, realm_id, depth, next_attempt_at=now)
