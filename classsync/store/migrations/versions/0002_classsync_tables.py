@@ -104,7 +104,11 @@ def upgrade() -> None:
     qbclass = sa.table("QBClass", sa.column("qbId"))
     op.execute(qbclass.update().where(qbclass.c.qbId == "").values(qbId=None))
 
-    op.add_column("QBClass", sa.Column("fullNameKey", _text(_FULL_NAME_KEY_LENGTH), nullable=True))
+    # MySQL: compared byte for byte, like PostgreSQL and SQLite (see 0006, which case-folds it).
+    key_type = sa.Text().with_variant(
+        sa.String(_FULL_NAME_KEY_LENGTH, collation="utf8mb4_bin"), *_MYSQL
+    )
+    op.add_column("QBClass", sa.Column("fullNameKey", key_type, nullable=True))
     if not context.is_offline_mode():  # offline SQL is for empty databases: nothing to fill
         _backfill_full_name_keys()
     op.create_index("QBClass_fullNameKey_key", "QBClass", ["fullNameKey"], unique=True)
