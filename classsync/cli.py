@@ -1,4 +1,4 @@
-"""The `classsync` command: serve, migrate, sandbox, send, connect, status, retry, bench."""
+"""The `classsync` command: serve, migrate, sandbox, send, connect, status, retry, adopt, bench."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from classsync import __version__
 from classsync.config import Settings
 from classsync.logs import configure_logging
+from classsync.operations import cmd_adopt, cmd_retry, cmd_status, hint_unsynced
 
 
 def _settings() -> Settings:
@@ -97,6 +98,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     else:
         migrate.upgrade(settings.database_url)
         print(f"migrated to {migrate.current(settings.database_url)}")
+        hint_unsynced(settings)
     return 0
 
 
@@ -188,56 +190,6 @@ def cmd_connect(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- status / retry ----------------------------------------------------------------------------
-def cmd_status(args: argparse.Namespace) -> int:
-    """Counts by status, the oldest pending age and the realm connection (never tokens)."""
-    from classsync.bootstrap import build_storage
-    from classsync.preflight import check_database
-    from classsync.sync.clock import SystemClock
-
-    settings = _settings()
-    check_database(settings)
-    storage = build_storage(settings, migrate=False)
-    with storage.uow() as uow:
-        counts = uow.jobs.counts()
-        oldest = uow.jobs.oldest_pending()
-    connection = storage.token_store.status(settings.qbo_realm_id)
-    age = None
-    if oldest is not None:
-        age = round((SystemClock().now() - oldest).total_seconds(), 1)
-    report = {
-        "jobs": {k: counts.get(k, 0) for k in ("PENDING", "IN_PROGRESS", "SYNCED", "FAILED")},
-        "oldest_pending_age_seconds": age,
-        "realm": {
-            "realm_id": settings.qbo_realm_id,
-            "status": connection[0] if connection else "NOT_CONNECTED",
-            "message": connection[1] if connection else None,
-        },
-    }
-    print(json.dumps(report, indent=2))
-    return 0
-
-
-def cmd_retry(args: argparse.Namespace) -> int:
-    """Requeue FAILED jobs (all, or the given Class ids)."""
-    from classsync.bootstrap import build_storage
-    from classsync.preflight import check_database
-    from classsync.sync.clock import SystemClock
-
-    settings = _settings()
-    check_database(settings)
-    storage = build_storage(settings, migrate=False)
-    with storage.uow() as uow:
-        count = uow.jobs.requeue(
-            failed_only=args.failed or not args.id,
-            class_ids=args.id or [],
-            now=SystemClock().now(),
-        )
-        uow.commit()
-    print(f"requeued {count} job(s)")
-    return 0
-
-
 # --- bench -------------------------------------------------------------------------------------
 def cmd_bench(argv: list[str]) -> int:
     """Run the benchmark suite (see classsync/bench); it needs the `bench` extra."""
@@ -274,6 +226,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "connect": (*_QBO_APP, *_DATABASE, *_LOGGING),
     "status": (*_DATABASE, "QBO_REALM_ID"),
     "retry": ("DATABASE_URL",),
+    "adopt": ("DATABASE_URL", "QBO_REALM_ID"),
 }
 
 
@@ -345,6 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--failed", action="store_true", help="requeue every FAILED job (default)")
     retry.add_argument("--id", action="append", help="a Class id to requeue (repeatable)")
     retry.set_defaults(func=cmd_retry)
+    adopt = _command(
+        sub,
+        "adopt",
+        "queue a sync job for every stored Class with no QBO Id and no job (Node cutover)",
+        COMMAND_SETTINGS["adopt"],
+    )
+    adopt.add_argument("--realm", help="the QBO realm to sync them to (default QBO_REALM_ID)")
+    adopt.add_argument("--dry-run", action="store_true", help="only count and list them")
+    adopt.set_defaults(func=cmd_adopt)
     return parser
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from classsync.domain import (
+    ClassInput,
     KnownRows,
     Placeholder,
     Rejection,
@@ -18,9 +19,9 @@ from classsync.domain import (
 )
 from classsync.store.bulk_insert import insert_rows
 from classsync.store.job_queue import JobQueue
-from classsync.store.models import QBClass
+from classsync.store.models import QBClass, SyncJob
 from classsync.store.statements import CLASS, UPDATE_CLASS, in_chunks
-from classsync.sync.ports import StoredClass
+from classsync.sync.ports import StoredClass, UnsyncedRow
 
 
 class ClassRepository:
@@ -55,6 +56,29 @@ class ClassRepository:
             for r in plan.results
         ]
 
+    def unsynced_without_job(self, *, after: str | None, limit: int) -> list[UnsyncedRow]:
+        """Rows with no qbId and no job, in id order, the first ``limit`` after id ``after``."""
+        query = (
+            select(QBClass)
+            .outerjoin(SyncJob, SyncJob.class_id == QBClass.id)
+            .where(QBClass.qb_id.is_(None), SyncJob.class_id.is_(None))
+            .order_by(QBClass.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(QBClass.id > after)
+        return [_unsynced(row) for row in self._session.scalars(query)]
+
+    def count_unsynced_without_job(self) -> int:
+        """How many rows have no qbId and no job."""
+        query = (
+            select(func.count())
+            .select_from(QBClass)
+            .outerjoin(SyncJob, SyncJob.class_id == QBClass.id)
+            .where(QBClass.qb_id.is_(None), SyncJob.class_id.is_(None))
+        )
+        return int(self._session.scalar(query) or 0)
+
     def _load(self, keys: Sequence[str], qb_ids: Sequence[str]) -> KnownRows:
         """The stored rows holding any of ``keys`` (full names) or ``qb_ids``."""
         by_key: dict[str, str] = {}
@@ -75,6 +99,19 @@ class ClassRepository:
                 if key:
                     by_key.setdefault(key, row_id)
         return KnownRows(by_key=by_key, by_qb_id=by_qb_id)
+
+
+def _unsynced(row: QBClass) -> UnsyncedRow:
+    fields = ClassInput(
+        name=row.name,
+        full_name=row.full_name or "",
+        is_sub_class=row.is_sub_class,
+        is_active=row.is_active,
+        domain_source=row.domain_source or "",
+        version_token=row.version_token,
+        is_sparse=row.is_sparse,
+    )
+    return UnsyncedRow(class_id=str(row.id), key=row.full_name_key, fields=fields)
 
 
 def _insert_values(row_id: str, row: ValidClass | Placeholder, now: datetime) -> dict[str, object]:

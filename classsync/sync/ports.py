@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from classsync.domain import (
+    ClassInput,
     ClassWrite,
     QboClass,
     QboError,
@@ -134,8 +135,29 @@ class QbIdTaken(StoreConflict):
         self.holder = holder
 
 
+@dataclass(frozen=True, slots=True)
+class UnsyncedRow:
+    """A row with no QBO Id and no sync job (stored by the Node service, never synced).
+
+    ``key`` is its stored identity key (None when it has none); ``fields`` its values as a
+    caller would send them.
+    """
+
+    class_id: str
+    key: str | None
+    fields: ClassInput
+
+
 class ClassStore(Protocol):
     """QBClass rows: stored by identity (qb_id, else fully-qualified name)."""
+
+    def unsynced_without_job(self, *, after: str | None, limit: int) -> list[UnsyncedRow]:
+        """Rows with no qbId and no job, in id order, the first ``limit`` after id ``after``."""
+        ...
+
+    def count_unsynced_without_job(self) -> int:
+        """How many rows have no qbId and no job."""
+        ...
 
     def save_batch(
         self, items: Sequence[ValidClass], realm_id: str, now: datetime

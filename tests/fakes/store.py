@@ -12,8 +12,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-from classsync.domain import ErrorCode, Rejection, ValidClass, identity_key, join_path
-from classsync.sync.ports import JobStatus, StoredClass, StoreError, StoreUnavailable
+from classsync.domain import ClassInput, ErrorCode, Rejection, ValidClass, identity_key, join_path
+from classsync.sync.ports import JobStatus, StoredClass, StoreError, StoreUnavailable, UnsyncedRow
 from tests.fakes.jobs import FakeJobStore
 
 
@@ -168,6 +168,35 @@ class FakeClassStore:
             generation = self._enqueue(row.id, realm_id, item.depth, now)
             results.append(StoredClass(class_id=row.id, generation=generation))
         return results
+
+    def unsynced_without_job(self, *, after: str | None, limit: int) -> list[UnsyncedRow]:
+        """Rows with no qbId and no job, in id order, the first ``limit`` after id ``after``."""
+        rows = sorted(
+            (r for r in self._tables.classes.values() if self._unsynced(r)), key=lambda r: r.id
+        )
+        picked = [r for r in rows if after is None or r.id > after][:limit]
+        return [
+            UnsyncedRow(
+                class_id=r.id,
+                key=r.key or None,
+                fields=ClassInput(
+                    name=r.name,
+                    full_name=r.full_name or "",
+                    is_sub_class=":" in r.key,
+                    is_active=r.is_active,
+                    domain_source=r.domain_source or "",
+                    is_sparse=r.is_sparse,
+                ),
+            )
+            for r in picked
+        ]
+
+    def count_unsynced_without_job(self) -> int:
+        """How many rows have no qbId and no job."""
+        return sum(1 for r in self._tables.classes.values() if self._unsynced(r))
+
+    def _unsynced(self, row: FakeClassRow) -> bool:
+        return row.qb_id is None and row.id not in self._tables.jobs
 
     def _find(self, item: ValidClass) -> FakeClassRow | Rejection | None:
         by_key = self._by_key(item.key)
