@@ -128,7 +128,8 @@ class TestCaseAndConflicts:
         with SqlAlchemyUnitOfWork(sf) as uow:
             uow.jobs.record_synced(jobs[holder.class_id], "w", _qbo("77"), _now())
             uow.commit()
-        with pytest.raises(StoreConflict), SqlAlchemyUnitOfWork(sf) as uow:
+        # The unit of work translates the IntegrityError as it is left.
+        with pytest.raises(StoreConflict), SqlAlchemyUnitOfWork(sf) as uow:  # noqa: PT012
             uow.jobs.record_synced(jobs[other.class_id], "w", _qbo("77"), _now())
             uow.commit()
         with SqlAlchemyUnitOfWork(sf) as uow:
