@@ -84,6 +84,8 @@ def cmd_adopt(args: argparse.Namespace) -> int:
     )
     verb = "would queue" if args.dry_run else "queued"
     print(f"{verb} {report.queued} Class(es) for realm {realm_id}")
+    if report.keyed:
+        print(f"gave {report.keyed} row(s) with no name key their key")
     for class_id, reason in report.skipped:
         print(f"skipped {class_id}: {reason}")
     return 0

@@ -136,8 +136,8 @@ class QbIdTaken(StoreConflict):
 
 
 @dataclass(frozen=True, slots=True)
-class UnsyncedRow:
-    """A row with no QBO Id and no sync job (stored by the Node service, never synced).
+class AdoptionCandidate:
+    """A row stored without classsync: no identity key, or no QBO Id and no sync job.
 
     ``key`` is its stored identity key (None when it has none); ``fields`` its values as a
     caller would send them.
@@ -145,14 +145,20 @@ class UnsyncedRow:
 
     class_id: str
     key: str | None
+    qb_id: str | None
+    has_job: bool
     fields: ClassInput
 
 
 class ClassStore(Protocol):
     """QBClass rows: stored by identity (qb_id, else fully-qualified name)."""
 
-    def unsynced_without_job(self, *, after: str | None, limit: int) -> list[UnsyncedRow]:
-        """Rows with no qbId and no job, in id order, the first ``limit`` after id ``after``."""
+    def adoption_candidates(self, *, after: str | None, limit: int) -> list[AdoptionCandidate]:
+        """Rows with no key, or no qbId and no job: in id order, ``limit`` after id ``after``."""
+        ...
+
+    def assign_key(self, class_id: str, key: str) -> bool:
+        """Give a keyless row its identity key; False (nothing written) if another row holds it."""
         ...
 
     def count_unsynced_without_job(self) -> int:

@@ -129,7 +129,28 @@ def test_an_id_qbo_answers_a_create_with_that_another_row_holds_fails_in_one_att
 
 
 # --- Node cutover: rows stored but never synced --------------------------------------------------
-_NODE_ROWS = [  # (name, fullName, qbId) as the Node service stored them
+def _insert_node_rows(url: str, rows: list[tuple[str, str | None, str | None]]) -> None:
+    """Rows as the Node service (Prisma) writes them: it knows nothing of classsync's columns."""
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.begin() as conn:
+        for name, full_name, qb_id in rows:
+            conn.execute(
+                text(
+                    'INSERT INTO "QBClass" ("id", "qbId", "name", "fullName", "isSubClass", '
+                    '"updatedAt") VALUES (:id, :qb_id, :name, :full_name, :sub, now())'
+                ),
+                {
+                    "id": str(uuid.uuid4()),
+                    "qb_id": qb_id,
+                    "name": name,
+                    "full_name": full_name,
+                    "sub": full_name is not None and name != full_name,
+                },
+            )
+    engine.dispose()
+
+
+_NODE_ROWS: list[tuple[str, str | None, str | None]] = [  # (name, fullName, qbId)
     ("Company", "Company", None),
     ("Software Dept", "Company / Software Dept", ""),
     ("Infra", "Ops:Infra", None),  # its parent was never stored
@@ -144,35 +165,23 @@ def test_adopted_rows_with_no_qb_id_reach_qbo(
     capsys: Any,
 ) -> None:
     execute_script(empty_database_url, _NODE_DDL)
-    engine = create_engine(empty_database_url, poolclass=NullPool)
-    with engine.begin() as conn:
-        for name, full_name, qb_id in _NODE_ROWS:
-            conn.execute(
-                text(
-                    'INSERT INTO "QBClass" ("id", "qbId", "name", "fullName", "isSubClass", '
-                    '"updatedAt") VALUES (:id, :qb_id, :name, :full_name, :sub, now())'
-                ),
-                {
-                    "id": str(uuid.uuid4()),
-                    "qb_id": qb_id,
-                    "name": name,
-                    "full_name": full_name,
-                    "sub": name != full_name,
-                },
-            )
-    engine.dispose()
+    _insert_node_rows(empty_database_url, _NODE_ROWS)
     upgrade(empty_database_url)
+    # Rows the Node service wrote after the migration (e.g. during a rollback): no name key.
+    _insert_node_rows(empty_database_url, [("Late", "Late", None), ("Late Synced", None, "4343")])
     monkeypatch.setenv("DATABASE_URL", empty_database_url)
     monkeypatch.setenv("QBO_REALM_ID", "placeholder")
     svc: Service = service_factory(db_url=empty_database_url)
     monkeypatch.setenv("QBO_REALM_ID", svc.realm_id)
     report = _status(monkeypatch, capsys, svc)
-    assert report["unsynced_without_job"] == 3
+    assert report["unsynced_without_job"] == 4
     assert main(["adopt"]) == 0
-    assert capsys.readouterr().out.startswith(f"queued 3 Class(es) for realm {svc.realm_id}")
-    expected = ["Company", "Company:Software Dept", "Ops", "Ops:Infra"]
+    out = capsys.readouterr().out
+    assert out.startswith(f"queued 4 Class(es) for realm {svc.realm_id}\n")
+    assert "gave 2 row(s) with no name key their key" in out
+    expected = ["Company", "Company:Software Dept", "Late", "Ops", "Ops:Infra"]
     wait_for(
-        lambda: len(svc.jobs()) == 4 and {j.status for j in svc.jobs()} == {"SYNCED"},
+        lambda: len(svc.jobs()) == 5 and {j.status for j in svc.jobs()} == {"SYNCED"},
         timeout=30,
         what="the adopted rows' jobs to finish",
     )
@@ -180,8 +189,9 @@ def test_adopted_rows_with_no_qb_id_reach_qbo(
     rows = {r.full_name or r.name: r for r in svc.rows()}
     assert rows["Synced"].qb_id == "4242"
     assert all(r.qb_id for r in rows.values())
-    # Four jobs: the three adopted rows and the "Ops" placeholder; none for "Synced".
-    assert rows["Synced"].id not in {j.class_id for j in svc.jobs()}
+    # Five jobs: the four adopted rows and the "Ops" placeholder; none for synced rows.
+    assert not {rows["Synced"].id, rows["Late Synced"].id} & {j.class_id for j in svc.jobs()}
+    assert rows["Late Synced"].full_name_key == "late synced"  # a resend by name finds it
     after = _status(monkeypatch, capsys, svc)
     assert after["unsynced_without_job"] == 0
     assert main(["adopt"]) == 0

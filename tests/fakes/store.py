@@ -12,8 +12,22 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-from classsync.domain import ClassInput, ErrorCode, Rejection, ValidClass, identity_key, join_path
-from classsync.sync.ports import JobStatus, StoredClass, StoreError, StoreUnavailable, UnsyncedRow
+from classsync.domain import (
+    ClassInput,
+    ErrorCode,
+    Rejection,
+    ValidClass,
+    identity_key,
+    join_path,
+    split_full_name,
+)
+from classsync.sync.ports import (
+    AdoptionCandidate,
+    JobStatus,
+    StoredClass,
+    StoreError,
+    StoreUnavailable,
+)
 from tests.fakes.jobs import FakeJobStore
 
 
@@ -169,20 +183,27 @@ class FakeClassStore:
             results.append(StoredClass(class_id=row.id, generation=generation))
         return results
 
-    def unsynced_without_job(self, *, after: str | None, limit: int) -> list[UnsyncedRow]:
-        """Rows with no qbId and no job, in id order, the first ``limit`` after id ``after``."""
+    def adoption_candidates(self, *, after: str | None, limit: int) -> list[AdoptionCandidate]:
+        """Rows with no key, or no qbId and no job: in id order, ``limit`` after id ``after``."""
         rows = sorted(
-            (r for r in self._tables.classes.values() if self._unsynced(r)), key=lambda r: r.id
+            (
+                r
+                for r in self._tables.classes.values()
+                if not r.key or (r.qb_id is None and r.id not in self._tables.jobs)
+            ),
+            key=lambda r: r.id,
         )
         picked = [r for r in rows if after is None or r.id > after][:limit]
         return [
-            UnsyncedRow(
+            AdoptionCandidate(
                 class_id=r.id,
                 key=r.key or None,
+                qb_id=r.qb_id,
+                has_job=r.id in self._tables.jobs,
                 fields=ClassInput(
                     name=r.name,
                     full_name=r.full_name or "",
-                    is_sub_class=":" in r.key,
+                    is_sub_class=len(split_full_name(r.full_name or r.name)) > 1,
                     is_active=r.is_active,
                     domain_source=r.domain_source or "",
                     is_sparse=r.is_sparse,
@@ -190,6 +211,13 @@ class FakeClassStore:
             )
             for r in picked
         ]
+
+    def assign_key(self, class_id: str, key: str) -> bool:
+        """Give a keyless row its identity key; False if another row holds it."""
+        if self._by_key(key) is not None:
+            return False
+        self._tables.classes[class_id].key = key
+        return True
 
     def count_unsynced_without_job(self) -> int:
         """How many rows have no qbId and no job."""
