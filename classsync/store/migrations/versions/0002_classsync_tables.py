@@ -10,7 +10,8 @@
 3. ``"ClasssyncJob"`` (the outbox, one row per Class) and ``"ClasssyncRealm"`` (OAuth tokens).
 
 Existing rows get NO job: the Node service already pushed them to QBO, and a row without a qbId
-has no realm id we could enqueue it under. They are picked up when a caller sends them again.
+has no realm id we could enqueue it under. They are picked up when a caller sends them again, or
+by `classsync adopt` (given the realm), which queues every row with no qbId and no job.
 
 Revision ID: 0002_classsync_tables
 Revises: 0001_node_qbclass
