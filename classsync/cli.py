@@ -39,6 +39,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_before_start(settings, migrate_on_start=settings.migrate_on_start and not args.no_migrate)
     sandbox = _maybe_start_sandbox(settings, log) if settings.should_autostart_sandbox else None
     app = build_app(settings, migrate=False)
+    with app.storage.uow() as uow:
+        unadopted = uow.classes.count_unsynced_without_job()
+    if unadopted:
+        # Stored but never synced (a Node database's rows): nothing syncs them until adopted.
+        log.warning("classes_waiting_for_adopt", rows=unadopted, hint="run `classsync adopt`")
     app.start()
     print(f"classsync listening on {settings.grpc_address} (port {app.port})", flush=True)
     stop = threading.Event()
