@@ -28,6 +28,7 @@ from classsync.domain.classes import (
 from classsync.domain.errors import (
     ClasssyncError,
     InvalidArgument,
+    QboAdapterCrashed,
     QboAuthExpired,
     QboDisconnected,
     QboDuplicateName,
@@ -61,6 +62,7 @@ __all__ = [
     "InvalidArgument",
     "KnownRows",
     "Placeholder",
+    "QboAdapterCrashed",
     "QboAuthExpired",
     "QboClass",
     "QboDisconnected",
