@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from classsync.domain import QboClass
+from classsync.domain import QboClass, join_path, split_full_name
 from classsync.sync.ports import (
     ClaimedJob,
     ClassSnapshot,
@@ -80,7 +80,7 @@ class FakeJobStore:
             is_active=row.is_active,
             is_sparse=row.is_sparse,
             version_token=row.version_token,
-            full_name=row.full_name or row.name,
+            full_name=join_path(split_full_name(row.full_name or row.name)),  # QBO form
         )
 
     def _owned(self, class_id: str, owner: str) -> FakeJobRow | None:
