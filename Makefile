@@ -17,7 +17,7 @@ WHEELHOUSE := build/wheelhouse
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
 # requirements.lock pins the runtime set; requirements-dev.lock pins what the dev/bench extras add.
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
