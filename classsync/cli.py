@@ -38,17 +38,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Every check (and the migration) runs before anything starts, the emulator included.
     check_before_start(settings, migrate_on_start=settings.migrate_on_start and not args.no_migrate)
     sandbox = _maybe_start_sandbox(settings, log) if settings.should_autostart_sandbox else None
-    app = build_app(settings, migrate=False)
-    app.start()
-    print(f"classsync listening on {settings.grpc_address} (port {app.port})", flush=True)
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
         log.info("signal_received", signal=signal.Signals(signum).name)
         stop.set()
 
+    # Before the server starts: a SIGTERM just after the "listening" line must drain, not kill.
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    app = build_app(settings, migrate=False)
+    app.start()
+    print(f"classsync listening on {settings.grpc_address} (port {app.port})", flush=True)
     while not stop.wait(1.0):
         pass
     app.stop()
@@ -113,16 +114,29 @@ def cmd_sandbox(argv: list[str]) -> int:
 def cmd_connect(args: argparse.Namespace) -> int:
     """OAuth authorize → code → tokens, stored in the database for the realm."""
     from classsync.connect import run_connect, run_connect_paste
+    from classsync.domain.errors import ClasssyncError
     from classsync.preflight import check_database, check_qbo_credentials
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
     check_qbo_credentials(settings)
     check_database(settings)
-    if args.paste:
-        realm = run_connect_paste(settings, read_line=sys.stdin.readline)
-    else:
-        realm = run_connect(settings, open_browser=not args.no_browser, timeout=args.timeout)
+    try:
+        if args.paste:
+            realm = run_connect_paste(settings, read_line=sys.stdin.readline)
+        else:
+            realm = run_connect(settings, open_browser=not args.no_browser, timeout=args.timeout)
+    except (ClasssyncError, RuntimeError, OSError) as exc:  # OSError: sockets, requests, timeouts
+        if settings.log_level.upper() == "DEBUG":
+            traceback.print_exc()
+        hint = (
+            "QBO_ENVIRONMENT is the local emulator, which needs no connect (`classsync serve` "
+            "starts it with a development token); `classsync sandbox` runs it on its own"
+            if settings.uses_dev_sandbox
+            else f"run it again (`--paste` when no browser can reach {settings.qbo_redirect_uri})"
+        )
+        print(f"classsync connect: {exc}; nothing was stored: {hint}", file=sys.stderr)
+        return 1
     print(f"connected realm {realm}; tokens stored in the database")
     return 0
 
@@ -147,11 +161,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     """Requeue FAILED jobs (all, or the given Class ids)."""
     from classsync.bootstrap import build_storage
-    from classsync.preflight import check_database
+    from classsync.preflight import check_database, check_schema_at_head
     from classsync.sync.clock import SystemClock
 
     settings = _settings()
     check_database(settings)
+    check_schema_at_head(settings, remedy="run `classsync migrate` first", reason="")
     storage = build_storage(settings, migrate=False)
     with storage.uow() as uow:
         count = uow.jobs.requeue(

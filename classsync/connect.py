@@ -125,13 +125,13 @@ def _exchange(
 ) -> tuple[str, RealmTokens]:
     """Check the redirect's state and outcome, then trade its code for the realm's tokens."""
     if result.get("state") != state:
-        msg = "the redirect's state does not match (possible CSRF); nothing was stored"
+        msg = "the redirect's state does not match (possible CSRF)"
         raise RuntimeError(msg)
     if "error" in result:
         msg = f"authorization refused: {result['error']}"
         raise RuntimeError(msg)
     if "code" not in result:
-        msg = "the redirect carries no authorization code; nothing was stored"
+        msg = "the redirect carries no authorization code"
         raise RuntimeError(msg)
     realm_id = result.get("realmId") or settings.qbo_realm_id
     if realm_id != settings.qbo_realm_id:
