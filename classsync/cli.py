@@ -251,6 +251,8 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     # A realm with no stored tokens counts as connected when a refresh token to start from exists.
     "status": (*_DATABASE, "QBO_REALM_ID", "QBO_REFRESH_TOKEN", "QBO_ENVIRONMENT"),
     "retry": ("DATABASE_URL",),
+    # A TLS server is probed with its own certificate as the trusted root.
+    "health": ("GRPC_ADDRESS", "GRPC_TLS_CERT_FILE"),
 }
 
 
@@ -318,11 +320,30 @@ def build_parser() -> argparse.ArgumentParser:
         "sync counts, oldest pending age, realm connection",
         COMMAND_SETTINGS["status"],
     ).set_defaults(func=cmd_status)
-    retry = _command(sub, "retry", "requeue failed jobs", COMMAND_SETTINGS["retry"])
-    retry.add_argument("--failed", action="store_true", help="requeue every FAILED job (default)")
-    retry.add_argument("--id", action="append", help="a Class id to requeue (repeatable)")
+    retry = _command(
+        sub,
+        "retry",
+        "requeue every FAILED job (all realms), or the jobs of the Classes given with --id",
+        COMMAND_SETTINGS["retry"],
+    )
+    retry.add_argument(
+        "--failed",
+        action="store_true",
+        help="only FAILED jobs (the default without --id; with --id, those of them that FAILED)",
+    )
+    retry.add_argument(
+        "--id",
+        action="append",
+        help="a local Class id (QBClass.id) to sync again, whatever its state unless a worker "
+        "holds it (repeatable)",
+    )
     retry.set_defaults(func=cmd_retry)
-    health = sub.add_parser("health", help="exit 0 when the server's gRPC health says SERVING")
+    health = _command(
+        sub,
+        "health",
+        "exit 0 when the server's gRPC health says SERVING (the container's probe)",
+        COMMAND_SETTINGS["health"],
+    )
     health.add_argument("--address", help="server address (default: GRPC_ADDRESS, via loopback)")
     health.add_argument("--service", default="", help="service name to ask about (default: all)")
     health.add_argument("--timeout", type=float, default=3.0, help="call deadline in seconds")
