@@ -115,11 +115,16 @@ def cmd_connect(args: argparse.Namespace) -> int:
     """OAuth authorize → code → tokens, stored in the database for the realm."""
     from classsync.connect import run_connect, run_connect_paste
     from classsync.domain.errors import ClasssyncError
-    from classsync.preflight import check_database, check_qbo_credentials
+    from classsync.preflight import (
+        check_database,
+        check_qbo_credentials,
+        check_token_encryption_key,
+    )
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
     check_qbo_credentials(settings)
+    check_token_encryption_key(settings)
     check_database(settings)
     try:
         if args.paste:
@@ -145,12 +150,13 @@ def cmd_connect(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """The facts /readyz and gRPC health use, plus job counts (never tokens); 1 when not ready."""
     from classsync.bootstrap import build_storage, status_report
-    from classsync.preflight import parse_database_url
+    from classsync.preflight import check_token_encryption_key, parse_database_url
 
     settings = _settings()
     parse_database_url(
         settings
     )  # an unreadable URL is a configuration error; unreachable is a fact
+    check_token_encryption_key(settings)
     storage = build_storage(settings, migrate=False)
     report, ready = status_report(settings, storage)
     storage.engine.dispose()
@@ -161,10 +167,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     """Requeue FAILED jobs (all, or the given Class ids)."""
     from classsync.bootstrap import build_storage
-    from classsync.preflight import check_database, check_schema_at_head
+    from classsync.preflight import (
+        check_database,
+        check_schema_at_head,
+        check_token_encryption_key,
+    )
     from classsync.sync.clock import SystemClock
 
     settings = _settings()
+    check_token_encryption_key(settings)
     check_database(settings)
     check_schema_at_head(settings, remedy="run `classsync migrate` first", reason="")
     storage = build_storage(settings, migrate=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from pydantic import ValidationError
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
@@ -47,6 +48,7 @@ def check_before_start(settings: Settings, *, migrate_on_start: bool) -> None:
     parse_database_url(settings)  # a typo in DATABASE_URL is named before the guard below
     check_sandbox_guard(settings)
     check_qbo_credentials(settings)
+    check_token_encryption_key(settings)
     check_tls_files(settings)
     check_grpc_address(settings)
     check_metrics_address(settings)
@@ -94,6 +96,23 @@ def check_qbo_credentials(settings: Settings) -> None:
             "Account and settings, Billing & subscription)"
         )
         raise ConfigError(msg)
+
+
+def check_token_encryption_key(settings: Settings) -> None:
+    """Each comma-separated TOKEN_ENCRYPTION_KEY is a Fernet key (never repeated in the message)."""
+    if settings.token_encryption_key is None:
+        return
+    keys = [k.strip() for k in settings.token_encryption_key.get_secret_value().split(",")]
+    for position, key in enumerate((k for k in keys if k), start=1):
+        try:
+            Fernet(key.encode())
+        except ValueError as exc:
+            msg = (
+                f"TOKEN_ENCRYPTION_KEY: key {position} is not a Fernet key (32 url-safe base64 "
+                'bytes): generate one with python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"'
+            )
+            raise ConfigError(msg) from exc
 
 
 def check_tls_files(settings: Settings) -> None:

@@ -84,3 +84,14 @@ def test_status_on_a_database_never_migrated_is_reachable_not_ready(
     assert report["reasons"] == [
         f"database schema at nothing, expected {migrate.head()}: run `classsync migrate`"
     ]
+
+
+def test_a_token_encryption_key_that_is_not_fernet_is_refused_without_echoing_it(
+    database_url: str,
+) -> None:
+    env = _plain_env(
+        database_url, SANDBOX_AUTOSTART="false", TOKEN_ENCRYPTION_KEY="not-a-fernet-key"
+    )
+    line = _refused(env)
+    assert "TOKEN_ENCRYPTION_KEY" in line
+    assert "not-a-fernet-key" not in line
