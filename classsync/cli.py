@@ -113,7 +113,7 @@ def cmd_sandbox(argv: list[str]) -> int:
 # --- connect -----------------------------------------------------------------------------------
 def cmd_connect(args: argparse.Namespace) -> int:
     """OAuth authorize → code → tokens, stored in the database for the realm."""
-    from classsync.connect import run_connect, run_connect_paste
+    from classsync.connect import retry_hint, run_connect, run_connect_paste
     from classsync.domain.errors import ClasssyncError
     from classsync.preflight import (
         check_database,
@@ -134,13 +134,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
     except (ClasssyncError, RuntimeError, OSError) as exc:  # OSError: sockets, requests, timeouts
         if settings.log_level.upper() == "DEBUG":
             traceback.print_exc()
-        hint = (
-            "QBO_ENVIRONMENT is the local emulator, which needs no connect (`classsync serve` "
-            "starts it with a development token); `classsync sandbox` runs it on its own"
-            if settings.uses_dev_sandbox
-            else f"run it again (`--paste` when no browser can reach {settings.qbo_redirect_uri})"
+        print(
+            f"classsync connect: {exc}; nothing was stored: {retry_hint(settings)}", file=sys.stderr
         )
-        print(f"classsync connect: {exc}; nothing was stored: {hint}", file=sys.stderr)
         return 1
     print(f"connected realm {realm}; tokens stored in the database")
     return 0
@@ -325,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=300.0, help="seconds to wait for the redirect"
     )
     connect.set_defaults(func=cmd_connect)
+    _add_operations_parsers(sub)
+    return parser
+
+
+def _add_operations_parsers(sub: Any) -> None:
+    """status, retry and health: what an operator runs against a deployment."""
     _command(
         sub,
         "status",
@@ -359,7 +361,6 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--service", default="", help="service name to ask about (default: all)")
     health.add_argument("--timeout", type=float, default=3.0, help="call deadline in seconds")
     health.set_defaults(func=cmd_health)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
