@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import grpc
 import pytest
 
+from classsync.api._generated import class_service_pb2 as pb
 from classsync.api._generated import class_service_pb2_grpc as pb_grpc
 from classsync.api.server import build_server
 from classsync.store import migrate
+from tests.e2e.conftest import klass
 from tests.e2e.processes import free_port, run_cli
+from tests.e2e.test_metrics_and_health import CREATE_CLASS, sample
 from tests.e2e.test_startup import _plain_env, _refused
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -95,3 +102,27 @@ def test_a_token_encryption_key_that_is_not_fernet_is_refused_without_echoing_it
     line = _refused(env)
     assert "TOKEN_ENCRYPTION_KEY" in line
     assert "not-a-fernet-key" not in line
+
+
+def test_a_call_whose_deadline_passes_mid_stream_is_counted_as_such(service_factory: Any) -> None:
+    """Not as UNKNOWN, which would read as a server fault on a dashboard."""
+    svc = service_factory()
+    released = threading.Event()
+
+    def requests() -> Iterator[pb.ClassRequest]:
+        yield pb.ClassRequest(classes=[pb.Class(**klass("Late"))])
+        released.wait(10)  # the caller keeps its stream open past its deadline
+
+    with pytest.raises(grpc.RpcError) as ended:
+        list(svc.stub.CreateClass(requests(), timeout=0.5))
+    released.set()
+    assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    wait_for(
+        lambda: (
+            sample(svc, "classsync_grpc_calls_total", method=CREATE_CLASS, code="DEADLINE_EXCEEDED")
+            == 1
+        ),
+        timeout=10,
+        what="the call counted as DEADLINE_EXCEEDED",
+    )
+    assert sample(svc, "classsync_grpc_calls_total", method=CREATE_CLASS, code="UNKNOWN") == 0
