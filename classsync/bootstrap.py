@@ -81,7 +81,10 @@ def build_token_manager(settings: Settings, storage: Storage) -> TokenManager:
         timeout_s=settings.qbo_timeout_seconds,
     )
     return TokenManager(
-        storage.token_store, factory, bootstrap_refresh_token=settings.bootstrap_refresh_token
+        storage.token_store,
+        factory,
+        bootstrap_refresh_token=settings.bootstrap_refresh_token,
+        bootstrap_realm_id=settings.qbo_realm_id,
     )
 
 
@@ -167,6 +170,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         engine.wake,
         realm_id=settings.qbo_realm_id,
         max_classes_per_request=settings.max_classes_per_request,
+        realms=storage.token_store,
     )
     reads = ClassReadService(SqlAlchemyClassReader(storage.session_factory), engine.board)
     servicer = ClassServiceServicer(

@@ -1,4 +1,4 @@
-"""The `classsync` command: serve, migrate, sandbox, send, connect, status, retry, bench."""
+"""The `classsync` command: serve, migrate, sandbox, send, connect, realm, status, retry, bench."""
 
 from __future__ import annotations
 
@@ -134,6 +134,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     requests = [json_format.ParseDict(r, pb.ClassRequest()) for r in load_payload(Path(args.file))]
     address = args.address or settings.grpc_address
     metadata = []
+    if args.realm:
+        metadata.append(("x-qbo-realm-id", args.realm))
     if args.per_request:
         metadata.append(("x-classsync-response", "per-request"))
     if args.token:
@@ -181,40 +183,70 @@ def cmd_connect(args: argparse.Namespace) -> int:
     check_qbo_credentials(settings)
     check_database(settings)
     if args.paste:
-        realm = run_connect_paste(settings, read_line=sys.stdin.readline)
+        realm = run_connect_paste(settings, read_line=sys.stdin.readline, realm_id=args.realm)
     else:
-        realm = run_connect(settings, open_browser=not args.no_browser, timeout=args.timeout)
+        realm = run_connect(
+            settings, open_browser=not args.no_browser, timeout=args.timeout, realm_id=args.realm
+        )
     print(f"connected realm {realm}; tokens stored in the database")
+    if realm != settings.qbo_realm_id:
+        print(
+            f"calls reach realm {realm} with the metadata x-qbo-realm-id: {realm}; calls without "
+            f"it go to QBO_REALM_ID ({settings.qbo_realm_id})"
+        )
     return 0
 
 
 # --- status / retry ----------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    """Counts by status, the oldest pending age and the realm connection (never tokens)."""
+    """Counts by status, the oldest pending age and each realm's connection (never tokens)."""
     from classsync.bootstrap import build_storage
     from classsync.preflight import check_database
-    from classsync.sync.clock import SystemClock
+    from classsync.realms import realm_list
 
     settings = _settings()
     check_database(settings)
     storage = build_storage(settings, migrate=False)
-    with storage.uow() as uow:
-        counts = uow.jobs.counts()
-        oldest = uow.jobs.oldest_pending()
-    connection = storage.token_store.status(settings.qbo_realm_id)
-    age = None
-    if oldest is not None:
-        age = round((SystemClock().now() - oldest).total_seconds(), 1)
+    realms = realm_list(settings, storage)
+    storage.engine.dispose()
+    totals = {k: sum(r["jobs"][k] for r in realms) for k in realms[0]["jobs"]}
+    ages = [r["oldest_pending_age_seconds"] for r in realms if r["oldest_pending_age_seconds"]]
+    [default] = [r for r in realms if r["default"]]
     report = {
-        "jobs": {k: counts.get(k, 0) for k in ("PENDING", "IN_PROGRESS", "SYNCED", "FAILED")},
-        "oldest_pending_age_seconds": age,
-        "realm": {
-            "realm_id": settings.qbo_realm_id,
-            "status": connection[0] if connection else "NOT_CONNECTED",
-            "message": connection[1] if connection else None,
-        },
+        "jobs": totals,
+        "oldest_pending_age_seconds": max(ages) if ages else None,
+        # QBO_REALM_ID's connection, as before realms could be named per call.
+        "realm": {k: default[k] for k in ("realm_id", "status", "message")},
+        "realms": realms,
     }
     print(json.dumps(report, indent=2))
+    return 0
+
+
+# --- realm -------------------------------------------------------------------------------------
+def cmd_realm(args: argparse.Namespace) -> int:
+    """realm add / list / remove."""
+    from classsync.preflight import check_database, check_qbo_credentials
+    from classsync.realms import RealmCommandError, add_realm, realm_list, remove_realm
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    check_database(settings)
+    try:
+        if args.realm_command == "list":
+            print(json.dumps(realm_list(settings), indent=2))
+        elif args.realm_command == "add":
+            check_qbo_credentials(settings, realm_required=False)
+            add_realm(settings, args.realm_id, args.refresh_token)
+            print(f"connected realm {args.realm_id}; tokens stored in the database")
+        else:
+            check_qbo_credentials(settings, realm_required=False)
+            revoked = remove_realm(settings, args.realm_id)
+            done = "token revoked at QBO" if revoked else "no token was stored"
+            print(f"removed realm {args.realm_id} ({done}); its Classes stay in the database")
+    except RealmCommandError as error:
+        print(f"classsync realm {args.realm_command}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -273,6 +305,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "send": ("GRPC_ADDRESS",),
     "connect": (*_QBO_APP, *_DATABASE, *_LOGGING),
     "status": (*_DATABASE, "QBO_REALM_ID"),
+    "realm": (*_QBO_APP, *_DATABASE, *_LOGGING),
     "retry": ("DATABASE_URL",),
 }
 
@@ -334,7 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
     connect.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait for the redirect"
     )
+    connect.add_argument(
+        "--realm",
+        help="the company (realm) to connect, when it is not QBO_REALM_ID; on Intuit's page the "
+        "person picks the company, and a different one is refused",
+    )
     connect.set_defaults(func=cmd_connect)
+    _realm_parser(sub)
     _command(
         sub,
         "status",
@@ -346,6 +385,24 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--id", action="append", help="a Class id to requeue (repeatable)")
     retry.set_defaults(func=cmd_retry)
     return parser
+
+
+def _realm_parser(sub: Any) -> None:
+    realm = _command(
+        sub, "realm", "add, list or remove QBO companies (realms)", COMMAND_SETTINGS["realm"]
+    )
+    realm.set_defaults(func=cmd_realm)
+    actions = realm.add_subparsers(dest="realm_command", required=True)
+    add = actions.add_parser(
+        "add", help="connect a realm with a refresh token (verified by one refresh)"
+    )
+    add.add_argument("realm_id", help="the QBO company id (realmId)")
+    add.add_argument("--refresh-token", required=True, help="a refresh token of that company")
+    actions.add_parser("list", help="each realm: status, last refresh, backlog (never a token)")
+    remove = actions.add_parser(
+        "remove", help="revoke the realm's token at QBO and forget it (its Classes stay)"
+    )
+    remove.add_argument("realm_id", help="the QBO company id (realmId)")
 
 
 def _send_parser(sub: Any) -> Any:
@@ -360,6 +417,7 @@ def _send_parser(sub: Any) -> Any:
     )
     send.add_argument("--address", help="server address (default: GRPC_ADDRESS)")
     send.add_argument("--per-request", action="store_true", help="one reply per ClassRequest")
+    send.add_argument("--realm", help="the QBO company (realm) to sync to (default: the server's)")
     send.add_argument("--token", help="bearer token when the server requires one")
     send.add_argument("--tls", action="store_true", help="connect with TLS (system CA roots)")
     send.add_argument(

@@ -66,8 +66,11 @@ def check_sandbox_guard(settings: Settings) -> None:
         raise ConfigError(msg)
 
 
-def check_qbo_credentials(settings: Settings) -> None:
-    """Intuit's sandbox/production need the app's own keys and company, not the emulator's."""
+def check_qbo_credentials(settings: Settings, *, realm_required: bool = True) -> None:
+    """Intuit's sandbox/production need the app's own keys and company, not the emulator's.
+
+    ``realm_required=False`` for commands that name their realm themselves (`classsync realm`).
+    """
     environment = settings.intuit_environment
     if environment not in ("sandbox", "production"):
         return
@@ -76,7 +79,7 @@ def check_qbo_credentials(settings: Settings) -> None:
         missing.append("QBO_CLIENT_ID")
     if settings.qbo_client_secret.get_secret_value().strip() in ("", DEV_CLIENT_SECRET):
         missing.append("QBO_CLIENT_SECRET")
-    if settings.qbo_realm_id.strip() in ("", DEV_REALM_ID):
+    if realm_required and settings.qbo_realm_id.strip() in ("", DEV_REALM_ID):
         missing.append("QBO_REALM_ID")
     if missing:
         msg = (

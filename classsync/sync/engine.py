@@ -121,8 +121,8 @@ class SyncEngine:
         self._threads.append(keeper)
         log.info("sync_engine_started", workers=self._workers, owner=self.process_owner)
 
-    def wake(self) -> None:
-        """New work was committed: look for it now rather than at the next poll."""
+    def wake(self, realm_id: str | None = None) -> None:
+        """New work was committed (in ``realm_id``): look for it now rather than at the next poll."""
         self._bell.ring()
 
     def stop(self, timeout: float = 20.0) -> None:

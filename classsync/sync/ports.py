@@ -280,6 +280,14 @@ class ClassReader(Protocol):
         ...
 
 
+class RealmDirectory(Protocol):
+    """Which QBO companies (realms) have a working connection (tokens stored, not refused)."""
+
+    def is_connected(self, realm_id: str) -> bool:
+        """True when the realm has a refresh token stored and QBO has not refused it."""
+        ...
+
+
 class Clock(Protocol):
     """Wall-clock time for stamps and due times: UTC, naive (as the store's columns hold it)."""
 
