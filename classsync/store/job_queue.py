@@ -99,6 +99,12 @@ class JobQueue:
             realm_id=realm_id,
         )
 
+    def due_realms(self, now: datetime) -> list[str]:
+        """The realms that have a job due at ``now`` (each once)."""
+        due_by = now + timedelta(milliseconds=1)  # as the claim: stamps may round up
+        rows = self._session.execute(sql.DUE_REALMS, {"due_by": due_by, "now": now})
+        return sorted(realm_id for (realm_id,) in rows)
+
     def extend_leases(self, owner: str, class_ids: Sequence[str], *, until: datetime) -> int:
         """Push the leases ``owner`` still holds on ``class_ids`` out to ``until``; how many.
 

@@ -128,6 +128,10 @@ class JobStore(Protocol):
         """Lease up to ``limit`` due jobs to ``owner`` (parents before children)."""
         ...
 
+    def due_realms(self, now: datetime) -> list[str]:
+        """The realms that have a job due at ``now`` (pending and due, or lease run out)."""
+        ...
+
     def extend_leases(self, owner: str, class_ids: Sequence[str], *, until: datetime) -> int:
         """Push out the leases ``owner`` still holds; how many it still held."""
         ...

@@ -63,6 +63,18 @@ class FakeJobStore:
             )
         return claimed
 
+    def due_realms(self, now: datetime) -> list[str]:
+        """The realms that have a job due at ``now``."""
+        due_by = now + timedelta(milliseconds=1)
+        return sorted(
+            {
+                j.realm_id
+                for j in self._tables.jobs.values()
+                if (j.status == JobStatus.PENDING.value and _due(j, due_by))
+                or (j.status == JobStatus.IN_PROGRESS.value and _before(j, now))
+            }
+        )
+
     def _snapshot(self, class_id: str) -> ClassSnapshot:
         row = self._tables.classes[class_id]
         return ClassSnapshot(
