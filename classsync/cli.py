@@ -191,8 +191,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
     print(f"connected realm {realm}; tokens stored in the database")
     if realm != settings.qbo_realm_id:
         print(
-            f"calls reach realm {realm} with the metadata x-qbo-realm-id: {realm}; calls without "
-            f"it go to QBO_REALM_ID ({settings.qbo_realm_id})"
+            f"note: realm {realm} is not QBO_REALM_ID ({settings.qbo_realm_id}): calls reach it "
+            f"with the metadata x-qbo-realm-id: {realm}",
+            file=sys.stderr,
         )
     return 0
 
