@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -12,6 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from classsync.api.server import BuiltServer, build_server
 from classsync.api.servicer import ClassServiceServicer
 from classsync.config import Settings
+from classsync.observability.health import HealthMonitor, HealthReport, check
+from classsync.observability.http import OpsHttpServer
+from classsync.observability.metrics import Metrics, QueueCollector
+from classsync.observability.runtime import Observability
 from classsync.qbo.endpoints import allow_plain_http_if_loopback
 from classsync.qbo.gateway import QuickbooksGateway
 from classsync.qbo.oauth import make_auth_client_factory
@@ -19,12 +25,15 @@ from classsync.qbo.token_manager import TokenManager
 from classsync.store.class_reads import SqlAlchemyClassReader
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.migrate import upgrade
+from classsync.store.monitoring import StoreMonitor
 from classsync.store.replicas import ReplicaRegistry
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
 from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
 from classsync.sync.clock import SystemClock
 from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
+from classsync.sync.metered import MeteredGateway, metered_uow_factory
+from classsync.sync.ports import JobStatus, QboGateway, SyncMetrics, UnitOfWork
 from classsync.sync.reads import ClassReadService
 from classsync.sync.replicas import ReplicaHeartbeat
 from classsync.sync.retry_policy import RetryPolicy
@@ -98,6 +107,7 @@ class App:
     ingest: IngestService
     server: BuiltServer
     heartbeat: ReplicaHeartbeat
+    observability: Observability | None = None
 
     @property
     def port(self) -> int:
@@ -106,6 +116,8 @@ class App:
 
     def start(self) -> None:
         """Start syncing (unless disabled) and serving."""
+        if self.observability is not None:
+            self.observability.start()
         if self.settings.sync_enabled:
             self.heartbeat.start()
             self.engine.start()
@@ -115,6 +127,8 @@ class App:
     def stop(self, grace: float | None = None) -> None:
         """Drain: refuse new calls, let calls in flight finish (bounded), stop syncing, close."""
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        if self.observability is not None:
+            self.observability.stop()  # first, so no health check flips the drain back
         self.server.set_serving(False)
         stopped = self.server.server.stop(grace)
         self.engine.stop(timeout=grace)
@@ -125,9 +139,15 @@ class App:
         log.info("server_stopped")
 
 
-def build_engine(settings: Settings, storage: Storage, limiter: RateLimiter) -> SyncEngine:
-    """The sync engine, its QBO gateway and its retry policy."""
-    gateway = QuickbooksGateway(
+def build_engine(
+    settings: Settings,
+    storage: Storage,
+    limiter: RateLimiter,
+    uow_factory: Callable[[], UnitOfWork] | None = None,
+    metrics: SyncMetrics | None = None,
+) -> SyncEngine:
+    """The sync engine, its QBO gateway (timed when ``metrics``) and its retry policy."""
+    gateway: QboGateway = QuickbooksGateway(
         build_token_manager(settings, storage),
         api_base_url=settings.api_base_url,
         environment=settings.intuit_environment,
@@ -135,6 +155,8 @@ def build_engine(settings: Settings, storage: Storage, limiter: RateLimiter) -> 
         minor_version=settings.qbo_minor_version,
         timeout_s=settings.qbo_timeout_seconds,
     )
+    if metrics is not None:
+        gateway = MeteredGateway(gateway, metrics)
     policy = RetryPolicy(
         base_seconds=settings.sync_backoff_base_seconds,
         max_seconds=settings.sync_backoff_max_seconds,
@@ -143,7 +165,7 @@ def build_engine(settings: Settings, storage: Storage, limiter: RateLimiter) -> 
         stale_retries=settings.sync_stale_retries,
     )
     return SyncEngine(
-        storage.uow,
+        uow_factory or storage.uow,
         gateway,
         limiter,
         policy,
@@ -163,9 +185,13 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         per_minute=settings.qbo_requests_per_minute,
         window_seconds=settings.qbo_rate_window_seconds,
     )
-    engine = build_engine(settings, storage, limiter)
+    metrics = Metrics() if settings.metrics_address else None
+    uow_factory: Callable[[], UnitOfWork] = storage.uow
+    if metrics is not None:
+        uow_factory = metered_uow_factory(storage.uow, metrics)
+    engine = build_engine(settings, storage, limiter, uow_factory, metrics)
     ingest = IngestService(
-        storage.uow,
+        uow_factory,
         engine.board,
         engine.wake,
         realm_id=settings.qbo_realm_id,
@@ -187,6 +213,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         auth_tokens=settings.auth_tokens,
         tls_cert_file=settings.grpc_tls_cert_file,
         tls_key_file=settings.grpc_tls_key_file,
+        call_recorder=metrics,
     )
     heartbeat = ReplicaHeartbeat(
         ReplicaRegistry(storage.session_factory, ttl=timedelta(seconds=_HEARTBEAT_TTL_S)),
@@ -195,4 +222,66 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         interval=_HEARTBEAT_INTERVAL_S,
         clock=SystemClock().now,
     )
-    return App(settings, storage, engine, ingest, server, heartbeat)
+    observability = build_observability(settings, storage, server, metrics)
+    return App(settings, storage, engine, ingest, server, heartbeat, observability)
+
+
+def store_monitor(settings: Settings, storage: Storage) -> StoreMonitor:
+    """The database facts health checks, metrics and `classsync status` read."""
+    return StoreMonitor(
+        storage.engine,
+        storage.session_factory,
+        settings.qbo_realm_id,
+        assume_connected=settings.bootstrap_refresh_token is not None,
+    )
+
+
+def status_report(settings: Settings, storage: Storage) -> tuple[dict[str, Any], bool]:
+    """What `classsync status` prints (the health checks' facts and the queue), and readiness."""
+    health = check(store_monitor(settings, storage), settings.qbo_realm_id)
+    report: dict[str, Any] = health.as_dict()
+    report.pop("checked_at")
+    if health.database_reachable:
+        with storage.uow() as uow:
+            counts = uow.jobs.counts()
+            failed = uow.jobs.failed_counts()
+            oldest = uow.jobs.oldest_pending()
+            unsynced = uow.classes.count_unsynced_without_job()
+        age = None if oldest is None else (SystemClock().now() - oldest).total_seconds()
+        report["jobs"] = {status.value: counts.get(status.value, 0) for status in JobStatus}
+        report["failed_by_code"] = dict(sorted(failed.items()))
+        report["oldest_pending_age_seconds"] = None if age is None else round(age, 1)
+        # Rows with no QBO Id and no job: never synced, waiting for `classsync adopt`.
+        report["unsynced_without_job"] = unsynced
+        connection = storage.token_store.status(settings.qbo_realm_id)
+        report["realm"]["status"] = connection[0] if connection else "NOT_CONNECTED"
+        from classsync.realms import realm_list  # it builds on this module
+
+        # Every realm: connection, last refresh, backlog and jobs (never a token).
+        report["realms"] = realm_list(settings, storage)
+    return report, health.ready
+
+
+def build_observability(
+    settings: Settings, storage: Storage, server: BuiltServer, metrics: Metrics | None
+) -> Observability:
+    """The health checker (feeding gRPC health) and, with metrics on, the HTTP endpoint."""
+    monitor_store = store_monitor(settings, storage)
+
+    def publish(report: HealthReport) -> None:
+        server.set_serving(report.database_reachable)
+        if report.realm_connected is not None:  # unknown until the database was reached once
+            server.set_qbo_connected(report.realm_connected)
+
+    monitor = HealthMonitor(
+        monitor_store,
+        settings.qbo_realm_id,
+        interval=settings.health_check_seconds,
+        on_change=publish,
+    )
+    http = None
+    if metrics is not None:
+        metrics.watch_queue(QueueCollector(monitor_store, settings.qbo_realm_id))
+        metrics.watch_readiness(lambda: monitor.report.ready)
+        http = OpsHttpServer(settings.metrics_address, metrics.registry, lambda: monitor.report)
+    return Observability(monitor, http)

@@ -1,4 +1,5 @@
-"""The `classsync` command: serve, migrate, sandbox, send, connect, realm, status, retry, bench."""
+"""The `classsync` command: serve, migrate, sandbox, send, connect, realm, status, retry, adopt,
+health, bench."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typing import Any
 from classsync import __version__
 from classsync.config import Settings
 from classsync.logs import configure_logging
+from classsync.operations import cmd_adopt, cmd_retry, cmd_status, hint_unsynced
+from classsync.send import add_send_parser
 
 
 def _settings() -> Settings:
@@ -38,6 +41,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_before_start(settings, migrate_on_start=settings.migrate_on_start and not args.no_migrate)
     sandbox = _maybe_start_sandbox(settings, log) if settings.should_autostart_sandbox else None
     app = build_app(settings, migrate=False)
+    with app.storage.uow() as uow:
+        unadopted = uow.classes.count_unsynced_without_job()
+    if unadopted:
+        # Stored but never synced (a Node database's rows): nothing syncs them until adopted.
+        log.warning("classes_waiting_for_adopt", rows=unadopted, hint="run `classsync adopt`")
     app.start()
     print(f"classsync listening on {settings.grpc_address} (port {app.port})", flush=True)
     stop = threading.Event()
@@ -97,6 +105,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     else:
         migrate.upgrade(settings.database_url)
         print(f"migrated to {migrate.current(settings.database_url)}")
+        hint_unsynced(settings)
     return 0
 
 
@@ -106,70 +115,6 @@ def cmd_sandbox(argv: list[str]) -> int:
     from classsync.sandbox.cli import main as sandbox_main
 
     return sandbox_main(argv)
-
-
-# --- send --------------------------------------------------------------------------------------
-def load_payload(path: Path) -> list[dict[str, Any]]:
-    """Read a payload file: one ClassRequest ({"classes": [...]}), a list of them, or a list of Classes."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if isinstance(data, dict):
-        return [data]
-    if isinstance(data, list) and all(isinstance(x, dict) and "classes" in x for x in data):
-        return data
-    if isinstance(data, list):
-        return [{"classes": data}]
-    msg = f"{path}: expected an object with 'classes' or a list"
-    raise ValueError(msg)
-
-
-def cmd_send(args: argparse.Namespace) -> int:
-    """Stream a JSON payload to the server and print the reply (as JSON)."""
-    import grpc
-    from google.protobuf import json_format
-
-    from classsync.api._generated import class_service_pb2 as pb
-    from classsync.api._generated import class_service_pb2_grpc as pb_grpc
-
-    settings = _settings()
-    requests = [json_format.ParseDict(r, pb.ClassRequest()) for r in load_payload(Path(args.file))]
-    address = args.address or settings.grpc_address
-    metadata = []
-    if args.realm:
-        metadata.append(("x-qbo-realm-id", args.realm))
-    if args.per_request:
-        metadata.append(("x-classsync-response", "per-request"))
-    if args.token:
-        metadata.append(("authorization", f"Bearer {args.token}"))
-    ok = True
-    with _channel(address, tls=args.tls or bool(args.ca_file), ca_file=args.ca_file) as channel:
-        stub = pb_grpc.ClassServiceStub(channel)
-        try:
-            for reply in stub.CreateClass(iter(requests), metadata=metadata, timeout=args.timeout):
-                body = json_format.MessageToDict(reply, preserving_proto_field_name=True)
-                print(json.dumps(body, ensure_ascii=False, indent=2))
-                ok = ok and reply.message.startswith("✅")
-        except grpc.RpcError as error:
-            print(f"classsync send: {error.code().name}: {error.details()}", file=sys.stderr)
-            return 1
-    return 0 if ok else 1
-
-
-def _channel(address: str, *, tls: bool, ca_file: str | None) -> Any:
-    """A plaintext channel, or TLS trusting ``ca_file`` (else the system's roots)."""
-    import grpc
-
-    if not tls:
-        return grpc.insecure_channel(address)
-    roots = None
-    if ca_file:
-        from classsync.preflight import ConfigError
-
-        try:
-            roots = Path(ca_file).read_bytes()
-        except OSError as exc:
-            msg = f"--ca-file {ca_file} cannot be read ({exc.strerror})"
-            raise ConfigError(msg) from exc
-    return grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=roots))
 
 
 # --- connect -----------------------------------------------------------------------------------
@@ -195,32 +140,6 @@ def cmd_connect(args: argparse.Namespace) -> int:
             f"with the metadata x-qbo-realm-id: {realm}",
             file=sys.stderr,
         )
-    return 0
-
-
-# --- status / retry ----------------------------------------------------------------------------
-def cmd_status(args: argparse.Namespace) -> int:
-    """Counts by status, the oldest pending age and each realm's connection (never tokens)."""
-    from classsync.bootstrap import build_storage
-    from classsync.preflight import check_database
-    from classsync.realms import realm_list
-
-    settings = _settings()
-    check_database(settings)
-    storage = build_storage(settings, migrate=False)
-    realms = realm_list(settings, storage)
-    storage.engine.dispose()
-    totals = {k: sum(r["jobs"][k] for r in realms) for k in realms[0]["jobs"]}
-    ages = [r["oldest_pending_age_seconds"] for r in realms if r["oldest_pending_age_seconds"]]
-    [default] = [r for r in realms if r["default"]]
-    report = {
-        "jobs": totals,
-        "oldest_pending_age_seconds": max(ages) if ages else None,
-        # QBO_REALM_ID's connection, as before realms could be named per call.
-        "realm": {k: default[k] for k in ("realm_id", "status", "message")},
-        "realms": realms,
-    }
-    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -251,24 +170,39 @@ def cmd_realm(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_retry(args: argparse.Namespace) -> int:
-    """Requeue FAILED jobs (all, or the given Class ids)."""
-    from classsync.bootstrap import build_storage
-    from classsync.preflight import check_database
-    from classsync.sync.clock import SystemClock
+# --- health ------------------------------------------------------------------------------------
+def _loopback_address(address: str) -> str:
+    """The address a local probe dials: a wildcard bind (0.0.0.0, [::]) becomes loopback."""
+    host, _, port = address.rpartition(":")
+    if host in ("0.0.0.0", "[::]", "::", ""):  # noqa: S104 (compared, not bound)
+        return f"127.0.0.1:{port}"
+    return address
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Ask the server's gRPC health service; exit 0 when it answers SERVING (container probes)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     settings = _settings()
-    check_database(settings)
-    storage = build_storage(settings, migrate=False)
-    with storage.uow() as uow:
-        count = uow.jobs.requeue(
-            failed_only=args.failed or not args.id,
-            class_ids=args.id or [],
-            now=SystemClock().now(),
-        )
-        uow.commit()
-    print(f"requeued {count} job(s)")
-    return 0
+    address = args.address or _loopback_address(settings.grpc_address)
+    if settings.grpc_tls_cert_file:
+        # The server's own certificate as the root: a probe beside a self-signed server.
+        root = Path(settings.grpc_tls_cert_file).read_bytes()
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=root))
+    else:
+        channel = grpc.insecure_channel(address)
+    with channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
+            )
+        except grpc.RpcError as exc:
+            print(f"unhealthy: {exc.code().name} from {address}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{status} ({address})")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 # --- bench -------------------------------------------------------------------------------------
@@ -303,11 +237,13 @@ _QBO_APP = (
 )
 COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "migrate": ("DATABASE_URL", *_LOGGING),
+    "realm": (*_QBO_APP, *_DATABASE, *_LOGGING),
     "send": ("GRPC_ADDRESS",),
     "connect": (*_QBO_APP, *_DATABASE, *_LOGGING),
-    "status": (*_DATABASE, "QBO_REALM_ID"),
-    "realm": (*_QBO_APP, *_DATABASE, *_LOGGING),
+    # A realm with no stored tokens counts as connected when a refresh token to start from exists.
+    "status": (*_DATABASE, "QBO_REALM_ID", "QBO_REFRESH_TOKEN", "QBO_ENVIRONMENT"),
     "retry": ("DATABASE_URL",),
+    "adopt": ("DATABASE_URL", "QBO_REALM_ID"),
 }
 
 
@@ -353,7 +289,37 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
     sub.add_parser("sandbox", help="run the local QBO emulator (see `classsync sandbox --help`)")
     sub.add_parser("bench", help="run the benchmarks (see `classsync bench --help`)")
-    _send_parser(sub).set_defaults(func=cmd_send)
+    add_send_parser(sub, _command, COMMAND_SETTINGS["send"])
+    _connect_parser(sub)
+    _realm_parser(sub)
+    _command(
+        sub,
+        "status",
+        "sync counts, oldest pending age, realm connection",
+        COMMAND_SETTINGS["status"],
+    ).set_defaults(func=cmd_status)
+    retry = _command(sub, "retry", "requeue failed jobs", COMMAND_SETTINGS["retry"])
+    retry.add_argument("--failed", action="store_true", help="requeue every FAILED job (default)")
+    retry.add_argument("--id", action="append", help="a Class id to requeue (repeatable)")
+    retry.set_defaults(func=cmd_retry)
+    health = sub.add_parser("health", help="exit 0 when the server's gRPC health says SERVING")
+    health.add_argument("--address", help="server address (default: GRPC_ADDRESS, via loopback)")
+    health.add_argument("--service", default="", help="service name to ask about (default: all)")
+    health.add_argument("--timeout", type=float, default=3.0, help="call deadline in seconds")
+    health.set_defaults(func=cmd_health)
+    adopt = _command(
+        sub,
+        "adopt",
+        "queue a sync job for every stored Class with no QBO Id and no job (Node cutover)",
+        COMMAND_SETTINGS["adopt"],
+    )
+    adopt.add_argument("--realm", help="the QBO realm to sync them to (default QBO_REALM_ID)")
+    adopt.add_argument("--dry-run", action="store_true", help="only count and list them")
+    adopt.set_defaults(func=cmd_adopt)
+    return parser
+
+
+def _connect_parser(sub: Any) -> None:
     connect = _command(
         sub, "connect", "authorize the QBO app and store tokens", COMMAND_SETTINGS["connect"]
     )
@@ -370,22 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     connect.add_argument(
         "--realm",
-        help="the company (realm) to connect, when it is not QBO_REALM_ID; on Intuit's page the "
-        "person picks the company, and a different one is refused",
+        help="the company (realm) to connect; another one picked on Intuit's page is refused",
     )
     connect.set_defaults(func=cmd_connect)
-    _realm_parser(sub)
-    _command(
-        sub,
-        "status",
-        "sync counts, oldest pending age, realm connection",
-        COMMAND_SETTINGS["status"],
-    ).set_defaults(func=cmd_status)
-    retry = _command(sub, "retry", "requeue failed jobs", COMMAND_SETTINGS["retry"])
-    retry.add_argument("--failed", action="store_true", help="requeue every FAILED job (default)")
-    retry.add_argument("--id", action="append", help="a Class id to requeue (repeatable)")
-    retry.set_defaults(func=cmd_retry)
-    return parser
 
 
 def _realm_parser(sub: Any) -> None:
@@ -404,28 +357,6 @@ def _realm_parser(sub: Any) -> None:
         "remove", help="revoke the realm's token at QBO and forget it (its Classes stay)"
     )
     remove.add_argument("realm_id", help="the QBO company id (realmId)")
-
-
-def _send_parser(sub: Any) -> Any:
-    send = _command(
-        sub,
-        "send",
-        "stream a JSON payload of Classes and print the reply",
-        COMMAND_SETTINGS["send"],
-    )
-    send.add_argument(
-        "file", help="JSON: {'classes': [...]}, a list of those, or a list of Classes"
-    )
-    send.add_argument("--address", help="server address (default: GRPC_ADDRESS)")
-    send.add_argument("--per-request", action="store_true", help="one reply per ClassRequest")
-    send.add_argument("--realm", help="the QBO company (realm) to sync to (default: the server's)")
-    send.add_argument("--token", help="bearer token when the server requires one")
-    send.add_argument("--tls", action="store_true", help="connect with TLS (system CA roots)")
-    send.add_argument(
-        "--ca-file", help="PEM CA (or the server's self-signed certificate) to trust; implies --tls"
-    )
-    send.add_argument("--timeout", type=float, default=120.0, help="call deadline in seconds")
-    return send
 
 
 def main(argv: list[str] | None = None) -> int:

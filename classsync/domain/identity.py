@@ -6,14 +6,14 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from classsync.domain.classes import ErrorCode, Rejection, ValidClass, join_path
+from classsync.domain.classes import ErrorCode, Rejection, ValidClass, identity_key, join_path
 
 
 @dataclass(frozen=True, slots=True)
 class KnownRows:
     """The stored rows a request's Classes could be, as row ids.
 
-    ``by_key`` maps a fully-qualified name in QBO form ("A:B") to the row holding it; ``by_qb_id``
+    ``by_key`` maps an identity key (``identity_key``: "a:b") to the row holding it; ``by_qb_id``
     maps a QBO Id to the row linked to it. They need only cover ``lookup_keys(items)``.
     """
 
@@ -36,13 +36,13 @@ class Placeholder:
 
     @property
     def key(self) -> str:
-        """Identity by fully-qualified name (QBO form)."""
-        return join_path(self.path)
+        """Identity by fully-qualified name (QBO form, case-folded)."""
+        return identity_key(self.path)
 
     @property
     def full_name(self) -> str:
-        """Stored in QBO form: nobody wrote it another way."""
-        return self.key
+        """Stored in QBO form, in the casing of the child that needed it."""
+        return join_path(self.path)
 
     @property
     def is_sub_class(self) -> bool:
@@ -95,9 +95,11 @@ def plan_upsert(
 
     Identity: a Class with a qb_id is the row linked to that QBO Id (it may be renamed), and is
     refused when that Id is unknown or its new full name belongs to another row. Without a
-    qb_id, it is the row with the same fully-qualified name ("A / B" and "A:B" are one name),
-    or a new row. Missing ancestors become placeholders. A Class sent twice in one request is
-    one row; the last one sent wins.
+    qb_id, it is the row with the same fully-qualified name ("A / B" and "A:B" are one name,
+    and so are "Marketing" and "marketing": QBO holds one class for both), or a new row; a
+    match in other casing renames the row (and, once synced, QBO's class) to the new casing.
+    Missing ancestors become placeholders. A Class sent twice in one request is one row; the
+    last one sent wins.
     """
     by_key = dict(known.by_key)  # grows with the rows planned here
     plan = UpsertPlan(results=[], inserts={}, updates={}, queue={}, placeholders={})
@@ -151,7 +153,7 @@ def _plan_placeholders(
     """Plan a placeholder row for each ancestor of ``item`` that is neither stored nor planned."""
     for depth in range(1, len(item.path)):
         path = item.path[:depth]
-        key = join_path(path)
+        key = identity_key(path)
         if key in by_key:
             continue
         row_id = new_id()
@@ -161,4 +163,4 @@ def _plan_placeholders(
 
 
 def _keys_with_ancestors(path: tuple[str, ...]) -> list[str]:
-    return [join_path(path[: i + 1]) for i in range(len(path))]
+    return [identity_key(path[: i + 1]) for i in range(len(path))]

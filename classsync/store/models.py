@@ -113,9 +113,13 @@ class QBClass(Base):
     updated_at: Mapped[datetime] = mapped_column(
         "updatedAt", _timestamp(), default=utcnow, onupdate=utcnow
     )
-    # Ours: the QBO-form path "A:B:C", the identity of a Class that has no qbId yet. A full
-    # path is at most 5 levels of 100 characters plus separators (docs/qbo.md, "The Class entity").
-    full_name_key: Mapped[str | None] = mapped_column("fullNameKey", _text(512))
+    # Ours: the identity of a Class that has no qbId yet, the QBO-form path case-folded
+    # ("a:b:c", domain.identity_key). A full path is at most 5 levels of 100 characters plus
+    # separators (docs/qbo.md, "The Class entity"). MySQL compares it byte for byte, like
+    # PostgreSQL and SQLite: the case-folding is done before it is stored, on every database.
+    full_name_key: Mapped[str | None] = mapped_column(
+        "fullNameKey", Text().with_variant(String(512, collation="utf8mb4_bin"), *_MYSQL)
+    )
 
 
 class SyncJob(Base):

@@ -80,6 +80,7 @@ class SyncEngine:
         clock: Clock | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._limiter = limiter
         self.board = board  # where settled jobs are posted for waiting callers
         self._workers = workers
         self._lease = timedelta(seconds=lease_seconds)
@@ -203,6 +204,8 @@ class SyncEngine:
         The realm is held in the rotation until the caller releases it. The list of realms with
         due work is read again when it is empty or older than the poll interval.
         """
+        if not self._limiter.has_share:
+            return None  # other replicas hold every QBO slot of the realms for now
         tried: set[str] = set()
         refreshed = False
         while True:

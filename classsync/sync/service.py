@@ -132,33 +132,15 @@ class IngestService:
         valid = [c for c in checked if isinstance(c, ValidClass)]
         stored = self._store(valid, realm_id) if valid else []
         stored_iter = iter(stored)
-        results: list[Accepted | ClassOutcome] = []
-        for offset, (item, check) in enumerate(zip(items, checked, strict=True)):
-            outcome = next(stored_iter) if isinstance(check, ValidClass) else check
-            index = first_stream_index + offset
-            if isinstance(outcome, Rejection):
-                results.append(
-                    ClassOutcome(
-                        stream_index=index,
-                        request_index=offset,
-                        status=SyncStatus.INVALID,
-                        name=item.name,
-                        full_name=item.full_name,
-                        error_code=str(outcome.code),
-                        error_message=outcome.message,
-                    )
-                )
-            else:
-                results.append(
-                    Accepted(
-                        stream_index=index,
-                        request_index=offset,
-                        class_id=outcome.class_id,
-                        generation=outcome.generation,
-                        name=item.name,
-                        full_name=item.full_name,
-                    )
-                )
+        results = [
+            _result(
+                item,
+                next(stored_iter) if isinstance(check, ValidClass) else check,
+                first_stream_index + offset,
+                offset,
+            )
+            for offset, (item, check) in enumerate(zip(items, checked, strict=True))
+        ]
         if stored:
             self._wake_engine(realm_id)
         return results
@@ -231,6 +213,30 @@ class IngestService:
             except StoreUnavailable:
                 log.warning("sync_state_lookup_failed", attempt=attempt, exc_info=True)
         return {}
+
+
+def _result(
+    item: ClassInput, outcome: StoredClass | Rejection, index: int, offset: int
+) -> Accepted | ClassOutcome:
+    """One Class's answer to ingest: stored (Accepted), or why it was refused."""
+    if isinstance(outcome, Rejection):
+        return ClassOutcome(
+            stream_index=index,
+            request_index=offset,
+            status=SyncStatus.INVALID,
+            name=item.name,
+            full_name=item.full_name,
+            error_code=str(outcome.code),
+            error_message=outcome.message,
+        )
+    return Accepted(
+        stream_index=index,
+        request_index=offset,
+        class_id=outcome.class_id,
+        generation=outcome.generation,
+        name=item.name,
+        full_name=item.full_name,
+    )
 
 
 def _settled(state: JobState) -> bool:
