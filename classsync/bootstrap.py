@@ -71,7 +71,7 @@ class Storage:
 def build_storage(settings: Settings, *, migrate: bool = True) -> Storage:
     """Open (and by default migrate) the database."""
     if migrate:
-        upgrade(settings.database_url)
+        upgrade(settings.database_url, realm_id=settings.qbo_realm_id)
     engine = make_engine(settings.database_url, pool_size=settings.sync_workers + 10)
     session_factory = make_session_factory(engine)
     return Storage(

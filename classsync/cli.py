@@ -103,7 +103,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         migrate.check(settings.database_url)
         print("schema matches the models")
     else:
-        migrate.upgrade(settings.database_url)
+        migrate.upgrade(settings.database_url, realm_id=settings.qbo_realm_id)
         print(f"migrated to {migrate.current(settings.database_url)}")
         hint_unsynced(settings)
     return 0
@@ -236,7 +236,7 @@ _QBO_APP = (
     "QBO_TIMEOUT_SECONDS",
 )
 COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
-    "migrate": ("DATABASE_URL", *_LOGGING),
+    "migrate": ("DATABASE_URL", "QBO_REALM_ID", *_LOGGING),
     "realm": (*_QBO_APP, *_DATABASE, *_LOGGING),
     "send": ("GRPC_ADDRESS",),
     "connect": (*_QBO_APP, *_DATABASE, *_LOGGING),

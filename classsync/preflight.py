@@ -180,7 +180,7 @@ def check_database(settings: Settings) -> None:
 def migrate_database(settings: Settings) -> None:
     """Apply migrations; a refusal (e.g. no DDL rights) says how to migrate separately."""
     try:
-        migrate.upgrade(settings.database_url)
+        migrate.upgrade(settings.database_url, realm_id=settings.qbo_realm_id)
     except SQLAlchemyError as exc:
         msg = f"migrating the database failed ({_first_line(exc)}): {_MIGRATE_HINT}"
         raise ConfigError(msg) from exc

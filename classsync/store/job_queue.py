@@ -126,12 +126,12 @@ class JobQueue:
             extended += int(result.rowcount or 0)  # type: ignore[attr-defined]
         return extended
 
-    def parent_state(self, parent_key: str) -> tuple[str | None, str | None]:
-        """(QBO Id, job status) of the Class at ``parent_key``; (None, None) if unknown."""
+    def parent_state(self, realm_id: str, parent_key: str) -> tuple[str | None, str | None]:
+        """(QBO Id, job status) of the realm's Class at ``parent_key``; (None, None) if unknown."""
         row = self._session.execute(
             select(QBClass.qb_id, SyncJob.status)
             .outerjoin(SyncJob, SyncJob.class_id == QBClass.id)
-            .where(QBClass.full_name_key == parent_key)
+            .where(QBClass.realm_id == realm_id, QBClass.full_name_key == parent_key)
         ).first()
         if row is None:
             return None, None

@@ -143,10 +143,14 @@ SNAPSHOT_ROWS = select(
     CLASS.c.isSparse,
     CLASS.c.versionToken,
 ).where(CLASS.c.id.in_(bindparam("ids", expanding=True)))
+# Parents are looked up by full name inside the children's realm (identity is per realm).
 PARENT_STATES = (
-    select(CLASS.c.fullNameKey, CLASS.c.qbId, JOB.c.status)
+    select(CLASS.c.realmId, CLASS.c.fullNameKey, CLASS.c.qbId, JOB.c.status)
     .select_from(CLASS.outerjoin(JOB, JOB.c.classId == CLASS.c.id))
-    .where(CLASS.c.fullNameKey.in_(bindparam("keys", expanding=True)))
+    .where(
+        CLASS.c.realmId.in_(bindparam("realms", expanding=True)),
+        CLASS.c.fullNameKey.in_(bindparam("keys", expanding=True)),
+    )
 )
 
 # --- Outcomes ----------------------------------------------------------------------------------

@@ -153,14 +153,18 @@ class AdoptionCandidate:
 
 
 class ClassStore(Protocol):
-    """QBClass rows: stored by identity (qb_id, else fully-qualified name)."""
+    """QBClass rows: stored by identity inside their realm (qb_id, else fully-qualified name)."""
 
-    def adoption_candidates(self, *, after: str | None, limit: int) -> list[AdoptionCandidate]:
-        """Rows with no key, or no qbId and no job: in id order, ``limit`` after id ``after``."""
+    def adoption_candidates(
+        self, realm_id: str, *, after: str | None, limit: int
+    ) -> list[AdoptionCandidate]:
+        """The realm's rows with no key, or no qbId and no job: in id order, ``limit`` after
+        id ``after``."""
         ...
 
     def assign_key(self, class_id: str, key: str) -> bool:
-        """Give a keyless row its identity key; False (nothing written) if another row holds it."""
+        """Give a keyless row its identity key; False (nothing written) if another row of its
+        realm holds it."""
         ...
 
     def count_unsynced_without_job(self) -> int:
@@ -197,8 +201,8 @@ class JobStore(Protocol):
         """Push out the leases ``owner`` still holds; how many it still held."""
         ...
 
-    def parent_state(self, parent_key: str) -> tuple[str | None, str | None]:
-        """(QBO Id, job status) of the Class at ``parent_key``; (None, None) if unknown."""
+    def parent_state(self, realm_id: str, parent_key: str) -> tuple[str | None, str | None]:
+        """(QBO Id, job status) of the realm's Class at ``parent_key``; (None, None) if unknown."""
         ...
 
     def record_synced(

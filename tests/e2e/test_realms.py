@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 import pytest
 
+from classsync.api._generated import class_service_pb2 as pb
 from classsync.api.convert import SUCCESS_MESSAGE
 from classsync.api.realm import REALM_KEY
 from classsync.realms import add_realm
@@ -136,3 +137,40 @@ def test_realm_add_with_a_refused_token_fails_and_leaves_the_realm_disconnected(
     assert realm["refresh_token"] not in added.stderr
     listed = {r["realm_id"]: r for r in json.loads(run_cli(env, "realm", "list").stdout)}
     assert listed[realm["realm_id"]]["status"] == "DISCONNECTED"
+
+
+def test_the_same_name_and_the_same_qbo_id_in_two_realms_are_two_rows(service: Service) -> None:
+    realms = [service.realm_id]
+    realms += [_connect(service, service.sandbox.admin.create_realm()) for _ in range(2)]
+    replies = {}
+    for realm_id in realms:
+        [replies[realm_id]] = service.send(
+            [klass("Shared"), klass("Dept", "Shared:Dept")], metadata=_in(realm_id)
+        )
+        assert replies[realm_id].message == SUCCESS_MESSAGE
+    rows = service.rows()
+    assert len(rows) == 6
+    assert {(r.realm_id, r.full_name_key) for r in rows} == {
+        (realm_id, key) for realm_id in realms for key in ("Shared", "Shared:Dept")
+    }
+    # Each company numbers its own classes: the same QBO Ids, stored once per realm.
+    qb_ids = {realm_id: [r.qb_id for r in replies[realm_id].results] for realm_id in realms}
+    assert len({tuple(ids) for ids in qb_ids.values()}) == 1
+    for realm_id in realms:
+        assert _names(service, realm_id) == ["Shared", "Shared:Dept"]
+        by_name = {
+            c["FullyQualifiedName"]: c["Id"] for c in service.sandbox.admin.classes(realm_id)
+        }
+        assert [by_name["Shared"], by_name["Shared:Dept"]] == qb_ids[realm_id]
+    # Reads and resends stay in their realm: a resend updates that realm's row, no other.
+    [again] = service.send([klass("Shared", is_active=False)], metadata=_in(realms[1]))
+    assert again.results[0].id == replies[realms[1]].results[0].id
+    for realm_id in realms:
+        [found] = service.stub.GetClasses(
+            pb.GetClassesRequest(qb_ids=[qb_ids[realm_id][0]]), metadata=_in(realm_id), timeout=10
+        ).results
+        assert found.id == replies[realm_id].results[0].id
+    active = {c["Name"]: c["Active"] for c in service.sandbox.admin.classes(realms[1])}
+    assert active["Shared"] is False
+    for realm_id in (realms[0], realms[2]):
+        assert all(c["Active"] for c in service.sandbox.admin.classes(realm_id))

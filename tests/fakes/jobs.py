@@ -55,7 +55,7 @@ class FakeJobStore:
             snapshot = self._snapshot(job.class_id)
             parent = None
             if snapshot.parent_key is not None:
-                parent = self.parent_state(snapshot.parent_key)
+                parent = self.parent_state(job.realm_id, snapshot.parent_key)
             claimed.append(
                 ClaimedJob(
                     class_id=job.class_id,
@@ -108,9 +108,16 @@ class FakeJobStore:
             job.lease_expires_at = until
         return len(held)
 
-    def parent_state(self, parent_key: str) -> tuple[str | None, str | None]:
-        """(QBO Id, job status) of the Class at ``parent_key``; (None, None) if unknown."""
-        row = next((r for r in self._tables.classes.values() if r.key == parent_key), None)
+    def parent_state(self, realm_id: str, parent_key: str) -> tuple[str | None, str | None]:
+        """(QBO Id, job status) of the realm's Class at ``parent_key``; (None, None) if unknown."""
+        row = next(
+            (
+                r
+                for r in self._tables.classes.values()
+                if r.key == parent_key and r.realm_id == realm_id
+            ),
+            None,
+        )
         if row is None:
             return None, None
         job = self._tables.jobs.get(row.id)
