@@ -200,10 +200,12 @@ class JobQueue:
             row.updated_at = now
 
     def qb_id_holder(self, qb_id: str, *, other_than: str) -> LinkedClass | None:
-        """The row other than ``other_than`` linked to QBO Id ``qb_id``, if any."""
+        """The row of ``other_than``'s realm, other than it, linked to QBO Id ``qb_id``, if any
+        (a QBO Id is unique only inside one company)."""
+        realm_id = select(QBClass.realm_id).where(QBClass.id == other_than).scalar_subquery()
         row = self._session.execute(
             select(QBClass.id, QBClass.name, QBClass.full_name).where(
-                QBClass.qb_id == qb_id, QBClass.id != other_than
+                QBClass.qb_id == qb_id, QBClass.id != other_than, QBClass.realm_id == realm_id
             )
         ).first()
         if row is None:

@@ -216,7 +216,8 @@ class JobStore(Protocol):
         ...
 
     def qb_id_holder(self, qb_id: str, *, other_than: str) -> LinkedClass | None:
-        """The row other than ``other_than`` linked to QBO Id ``qb_id``, if any."""
+        """The row of ``other_than``'s realm, other than it, linked to QBO Id ``qb_id``, if any
+        (a QBO Id is unique only inside one company)."""
         ...
 
     def retry_later(

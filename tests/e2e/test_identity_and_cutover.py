@@ -46,6 +46,7 @@ def _store_row(service: Service, name: str, qb_id: str | None) -> str:
                 full_name=name,
                 full_name_key=name.casefold(),
                 qb_id=qb_id,
+                realm_id=service.realm_id,
                 updated_at=utcnow(),
             )
         )

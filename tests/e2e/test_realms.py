@@ -151,7 +151,7 @@ def test_the_same_name_and_the_same_qbo_id_in_two_realms_are_two_rows(service: S
     rows = service.rows()
     assert len(rows) == 6
     assert {(r.realm_id, r.full_name_key) for r in rows} == {
-        (realm_id, key) for realm_id in realms for key in ("Shared", "Shared:Dept")
+        (realm_id, key) for realm_id in realms for key in ("shared", "shared:dept")
     }
     # Each company numbers its own classes: the same QBO Ids, stored once per realm.
     qb_ids = {realm_id: [r.qb_id for r in replies[realm_id].results] for realm_id in realms}

@@ -156,9 +156,10 @@ class FakeJobStore:
         row.qb_id, row.version_token, row.updated_at = qbo.id, _token(qbo.sync_token), now
 
     def qb_id_holder(self, qb_id: str, *, other_than: str) -> LinkedClass | None:
-        """The row other than ``other_than`` linked to QBO Id ``qb_id``, if any."""
+        """The row of ``other_than``'s realm, other than it, linked to QBO Id ``qb_id``, if any."""
+        realm_id = self._tables.classes[other_than].realm_id
         for row in self._tables.classes.values():
-            if row.qb_id == qb_id and row.id != other_than:
+            if row.qb_id == qb_id and row.id != other_than and row.realm_id == realm_id:
                 return LinkedClass(class_id=row.id, full_name=row.full_name or row.name)
         return None
 

@@ -346,6 +346,8 @@ def test_identity_is_per_realm(any_database_url: str) -> None:
     [renamed] = _save(sf, [_valid("Sales East", qb_id="5000000000000000001")], realm="realm-b")
     assert isinstance(renamed, StoredClass)
     assert renamed.class_id == second.class_id
+    with SqlAlchemyUnitOfWork(sf) as uow:  # the same QBO Id in another realm is no conflict
+        assert uow.jobs.qb_id_holder("5000000000000000001", other_than=first.class_id) is None
     with sf() as session:
         names = {r.realm_id: r.name for r in session.scalars(select(QBClass))}
     assert names == {"realm-a": "Sales", "realm-b": "Sales East"}
