@@ -71,7 +71,7 @@ class Storage:
 def build_storage(settings: Settings, *, migrate: bool = True) -> Storage:
     """Open (and by default migrate) the database."""
     if migrate:
-        upgrade(settings.database_url)
+        upgrade(settings.database_url, realm_id=settings.qbo_realm_id)
     engine = make_engine(settings.database_url, pool_size=settings.sync_workers + 10)
     session_factory = make_session_factory(engine)
     return Storage(
@@ -90,7 +90,10 @@ def build_token_manager(settings: Settings, storage: Storage) -> TokenManager:
         timeout_s=settings.qbo_timeout_seconds,
     )
     return TokenManager(
-        storage.token_store, factory, bootstrap_refresh_token=settings.bootstrap_refresh_token
+        storage.token_store,
+        factory,
+        bootstrap_refresh_token=settings.bootstrap_refresh_token,
+        bootstrap_realm_id=settings.qbo_realm_id,
     )
 
 
@@ -193,6 +196,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         engine.wake,
         realm_id=settings.qbo_realm_id,
         max_classes_per_request=settings.max_classes_per_request,
+        realms=storage.token_store,
     )
     reads = ClassReadService(SqlAlchemyClassReader(storage.session_factory), engine.board)
     servicer = ClassServiceServicer(
@@ -251,6 +255,10 @@ def status_report(settings: Settings, storage: Storage) -> tuple[dict[str, Any],
         report["unsynced_without_job"] = unsynced
         connection = storage.token_store.status(settings.qbo_realm_id)
         report["realm"]["status"] = connection[0] if connection else "NOT_CONNECTED"
+        from classsync.realms import realm_list  # it builds on this module
+
+        # Every realm: connection, last refresh, backlog and jobs (never a token).
+        report["realms"] = realm_list(settings, storage)
     return report, health.ready
 
 

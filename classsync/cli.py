@@ -1,4 +1,5 @@
-"""The `classsync` command: serve, migrate, sandbox, send, connect, status, retry, adopt, health, bench."""
+"""The `classsync` command: serve, migrate, sandbox, send, connect, realm, status, retry, adopt,
+health, bench."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import sys
 import textwrap
 import threading
 import traceback
-from pathlib import Path
 from typing import Any
 
 from classsync import __version__
 from classsync.config import Settings
 from classsync.logs import configure_logging
 from classsync.operations import cmd_adopt, cmd_retry, cmd_status, hint_unsynced
-from classsync.send import add_send_parser
+from classsync.send import add_health_parser, add_send_parser
 
 
 def _settings() -> Settings:
@@ -102,7 +102,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         migrate.check(settings.database_url)
         print("schema matches the models")
     else:
-        migrate.upgrade(settings.database_url)
+        migrate.upgrade(settings.database_url, realm_id=settings.qbo_realm_id)
         print(f"migrated to {migrate.current(settings.database_url)}")
         hint_unsynced(settings)
     return 0
@@ -134,9 +134,14 @@ def cmd_connect(args: argparse.Namespace) -> int:
     check_database(settings)
     try:
         if args.paste:
-            realm = run_connect_paste(settings, read_line=sys.stdin.readline)
+            realm = run_connect_paste(settings, read_line=sys.stdin.readline, realm_id=args.realm)
         else:
-            realm = run_connect(settings, open_browser=not args.no_browser, timeout=args.timeout)
+            realm = run_connect(
+                settings,
+                open_browser=not args.no_browser,
+                timeout=args.timeout,
+                realm_id=args.realm,
+            )
     except (ClasssyncError, RuntimeError, OSError) as exc:  # OSError: sockets, requests, timeouts
         if settings.log_level.upper() == "DEBUG":
             traceback.print_exc()
@@ -145,42 +150,13 @@ def cmd_connect(args: argparse.Namespace) -> int:
         )
         return 1
     print(f"connected realm {realm}; tokens stored in the database")
+    if realm != settings.qbo_realm_id:
+        print(
+            f"note: realm {realm} is not QBO_REALM_ID ({settings.qbo_realm_id}): calls reach it "
+            f"with the metadata x-qbo-realm-id: {realm}",
+            file=sys.stderr,
+        )
     return 0
-
-
-# --- health ------------------------------------------------------------------------------------
-def _loopback_address(address: str) -> str:
-    """The address a local probe dials: a wildcard bind (0.0.0.0, [::]) becomes loopback."""
-    host, _, port = address.rpartition(":")
-    if host in ("0.0.0.0", "[::]", "::", ""):  # noqa: S104 (compared, not bound)
-        return f"127.0.0.1:{port}"
-    return address
-
-
-def cmd_health(args: argparse.Namespace) -> int:
-    """Ask the server's gRPC health service; exit 0 when it answers SERVING (container probes)."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    settings = _settings()
-    address = args.address or _loopback_address(settings.grpc_address)
-    if settings.grpc_tls_cert_file:
-        # The server's own certificate as the root: a probe beside a self-signed server.
-        root = Path(settings.grpc_tls_cert_file).read_bytes()
-        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=root))
-    else:
-        channel = grpc.insecure_channel(address)
-    with channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
-            )
-        except grpc.RpcError as exc:
-            print(f"unhealthy: {exc.code().name} from {address}", file=sys.stderr)
-            return 1
-    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-    print(f"{status} ({address})")
-    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 # --- bench -------------------------------------------------------------------------------------
@@ -214,7 +190,8 @@ _QBO_APP = (
     "QBO_TIMEOUT_SECONDS",
 )
 COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
-    "migrate": ("DATABASE_URL", *_LOGGING),
+    "migrate": ("DATABASE_URL", "QBO_REALM_ID", *_LOGGING),
+    "realm": (*_QBO_APP, *_DATABASE, *_LOGGING),
     "send": ("GRPC_ADDRESS",),
     "connect": (*_QBO_APP, *_DATABASE, *_LOGGING),
     # A realm with no stored tokens counts as connected when a refresh token to start from exists.
@@ -269,27 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sandbox", help="run the local QBO emulator (see `classsync sandbox --help`)")
     sub.add_parser("bench", help="run the benchmarks (see `classsync bench --help`)")
     add_send_parser(sub, _command, COMMAND_SETTINGS["send"])
-    connect = _command(
-        sub, "connect", "authorize the QBO app and store tokens", COMMAND_SETTINGS["connect"]
-    )
-    connect.add_argument(
-        "--no-browser", action="store_true", help="print the URL instead of opening it"
-    )
-    connect.add_argument(
-        "--paste",
-        action="store_true",
-        help="no local listener: print the consent URL, then read the redirected URL on stdin",
-    )
-    connect.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds to wait for the redirect"
-    )
-    connect.set_defaults(func=cmd_connect)
-    _add_operations_parsers(sub)
-    return parser
+    _connect_parser(sub)
+    from classsync.realms import add_realm_parser  # imports the storage layers: only here
 
-
-def _add_operations_parsers(sub: Any) -> None:
-    """status, retry, health and adopt: what an operator runs against a deployment."""
+    add_realm_parser(sub, _command, COMMAND_SETTINGS["realm"])
     _command(
         sub,
         "status",
@@ -314,16 +274,6 @@ def _add_operations_parsers(sub: Any) -> None:
         "holds it (repeatable)",
     )
     retry.set_defaults(func=cmd_retry)
-    health = _command(
-        sub,
-        "health",
-        "exit 0 when the server's gRPC health says SERVING (the container's probe)",
-        COMMAND_SETTINGS["health"],
-    )
-    health.add_argument("--address", help="server address (default: GRPC_ADDRESS, via loopback)")
-    health.add_argument("--service", default="", help="service name to ask about (default: all)")
-    health.add_argument("--timeout", type=float, default=3.0, help="call deadline in seconds")
-    health.set_defaults(func=cmd_health)
     adopt = _command(
         sub,
         "adopt",
@@ -333,6 +283,30 @@ def _add_operations_parsers(sub: Any) -> None:
     adopt.add_argument("--realm", help="the QBO realm to sync them to (default QBO_REALM_ID)")
     adopt.add_argument("--dry-run", action="store_true", help="only count and list them")
     adopt.set_defaults(func=cmd_adopt)
+    add_health_parser(sub, _command, COMMAND_SETTINGS["health"])
+    return parser
+
+
+def _connect_parser(sub: Any) -> None:
+    connect = _command(
+        sub, "connect", "authorize the QBO app and store tokens", COMMAND_SETTINGS["connect"]
+    )
+    connect.add_argument(
+        "--no-browser", action="store_true", help="print the URL instead of opening it"
+    )
+    connect.add_argument(
+        "--paste",
+        action="store_true",
+        help="no local listener: print the consent URL, then read the redirected URL on stdin",
+    )
+    connect.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the redirect"
+    )
+    connect.add_argument(
+        "--realm",
+        help="the company (realm) to connect; another one picked on Intuit's page is refused",
+    )
+    connect.set_defaults(func=cmd_connect)
 
 
 def main(argv: list[str] | None = None) -> int:

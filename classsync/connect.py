@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import secrets
-import sys
 import threading
 import webbrowser
 from collections.abc import Callable
@@ -39,12 +38,17 @@ class _Callback(http.server.BaseHTTPRequestHandler):
         return  # the query holds the authorization code: never print it
 
 
-def run_connect(settings: Settings, *, open_browser: bool, timeout: float) -> str:
+def run_connect(
+    settings: Settings, *, open_browser: bool, timeout: float, realm_id: str | None = None
+) -> str:
     """Authorize the app, exchange the code and store the realm's tokens; returns the realm id.
 
     The redirect lands on a one-shot local HTTP listener at QBO_REDIRECT_URI. With the local
     sandbox the authorize endpoint redirects straight back, so the command follows it itself.
+    ``realm_id`` (--realm) is the company expected: another one picked on Intuit's page is
+    refused. Without it, the company picked is connected, whichever it is.
     """
+    wanted = realm_id
     allow_plain_http_if_loopback(settings.api_base_url, settings.intuit_environment)
     redirect = urlsplit(settings.qbo_redirect_uri)
     # A fresh subclass per run: its class attributes carry this run's result and event.
@@ -65,7 +69,7 @@ def run_connect(settings: Settings, *, open_browser: bool, timeout: float) -> st
             # picks the company on Intuit's page.
             requests.get(
                 url,
-                params={"realmId": settings.qbo_realm_id},
+                params={"realmId": wanted or settings.qbo_realm_id},
                 timeout=settings.qbo_timeout_seconds,
                 allow_redirects=True,
             )
@@ -76,14 +80,16 @@ def run_connect(settings: Settings, *, open_browser: bool, timeout: float) -> st
         if not handler.done.wait(timeout):
             msg = f"no redirect reached {settings.qbo_redirect_uri} within {timeout:.0f} s"
             raise TimeoutError(msg)
-        realm_id, tokens = _exchange(settings, client, handler.result, state)
+        realm_id, tokens = _exchange(client, handler.result, state, wanted)
     finally:
         listener.shutdown()
         listener.server_close()
     return _store(settings, realm_id, tokens)
 
 
-def run_connect_paste(settings: Settings, *, read_line: Callable[[], str]) -> str:
+def run_connect_paste(
+    settings: Settings, *, read_line: Callable[[], str], realm_id: str | None = None
+) -> str:
     """Like run_connect, for a machine with no browser and no reachable redirect listener.
 
     The person opens the printed consent URL anywhere, approves, and pastes the address the
@@ -106,7 +112,7 @@ def run_connect_paste(settings: Settings, *, read_line: Callable[[], str]) -> st
     if not result:
         msg = "nothing pasted: expected the redirected URL with ?code=...&state=...&realmId=..."
         raise RuntimeError(msg)
-    realm_id, tokens = _exchange(settings, client, result, state)
+    realm_id, tokens = _exchange(client, result, state, realm_id)
     return _store(settings, realm_id, tokens)
 
 
@@ -131,9 +137,12 @@ def _auth_client(settings: Settings) -> Any:
 
 
 def _exchange(
-    settings: Settings, client: Any, result: dict[str, str], state: str
+    client: Any, result: dict[str, str], state: str, wanted: str | None
 ) -> tuple[str, RealmTokens]:
-    """Check the redirect's state and outcome, then trade its code for the realm's tokens."""
+    """Check the redirect's state, outcome and company, then trade its code for the tokens.
+
+    Without ``wanted`` (no --realm), whichever company the person picked is connected.
+    """
     if result.get("state") != state:
         msg = "the redirect's state does not match (possible CSRF)"
         raise RuntimeError(msg)
@@ -143,20 +152,25 @@ def _exchange(
     if "code" not in result:
         msg = "the redirect carries no authorization code"
         raise RuntimeError(msg)
-    realm_id = result.get("realmId") or settings.qbo_realm_id
-    if realm_id != settings.qbo_realm_id:
-        # serve syncs only QBO_REALM_ID: tokens for another company would sit unused.
-        print(
-            f"warning: Intuit connected company (realm) {realm_id}, but QBO_REALM_ID is "
-            f"{settings.qbo_realm_id}: set QBO_REALM_ID={realm_id} to sync to this company",
-            file=sys.stderr,
-            flush=True,
+    realm_id = result.get("realmId") or wanted
+    if not realm_id:
+        msg = "the redirect names no company (realmId); nothing was stored"
+        raise RuntimeError(msg)
+    if wanted is not None and realm_id != wanted:
+        # Tokens are per company: storing them under another realm id would sync nothing.
+        msg = (
+            f"Intuit connected company (realm) {realm_id}, not {wanted}; nothing was stored: run "
+            f"`classsync connect --realm {realm_id}` to connect that company"
         )
+        raise RuntimeError(msg)
     return realm_id, exchange_code(client, result["code"], realm_id)
 
 
 def _store(settings: Settings, realm_id: str, tokens: RealmTokens) -> str:
     storage = build_storage(settings)
-    with storage.token_store.locked(realm_id) as realm:
-        realm.save(tokens)
+    try:
+        with storage.token_store.locked(realm_id) as realm:
+            realm.save(tokens)
+    finally:
+        storage.engine.dispose()
     return realm_id

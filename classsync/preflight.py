@@ -75,8 +75,11 @@ def check_sandbox_guard(settings: Settings) -> None:
         raise ConfigError(msg)
 
 
-def check_qbo_credentials(settings: Settings) -> None:
-    """Intuit's sandbox/production need the app's own keys and company, not the emulator's."""
+def check_qbo_credentials(settings: Settings, *, realm_required: bool = True) -> None:
+    """Intuit's sandbox/production need the app's own keys and company, not the emulator's.
+
+    ``realm_required=False`` for commands that name their realm themselves (`classsync realm`).
+    """
     environment = settings.intuit_environment
     if environment not in ("sandbox", "production"):
         return
@@ -85,7 +88,7 @@ def check_qbo_credentials(settings: Settings) -> None:
         missing.append("QBO_CLIENT_ID")
     if settings.qbo_client_secret.get_secret_value().strip() in ("", DEV_CLIENT_SECRET):
         missing.append("QBO_CLIENT_SECRET")
-    if settings.qbo_realm_id.strip() in ("", DEV_REALM_ID):
+    if realm_required and settings.qbo_realm_id.strip() in ("", DEV_REALM_ID):
         missing.append("QBO_REALM_ID")
     if missing:
         msg = (
@@ -219,7 +222,7 @@ def check_database(settings: Settings) -> None:
 def migrate_database(settings: Settings) -> None:
     """Apply migrations; a refusal (e.g. no DDL rights) says how to migrate separately."""
     try:
-        migrate.upgrade(settings.database_url)
+        migrate.upgrade(settings.database_url, realm_id=settings.qbo_realm_id)
     except SQLAlchemyError as exc:
         msg = f"migrating the database failed ({_first_line(exc)}): {_MIGRATE_HINT}"
         raise ConfigError(msg) from exc

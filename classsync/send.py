@@ -1,4 +1,4 @@
-"""`classsync send`: stream a JSON payload of Classes to a server and print the reply."""
+"""The gRPC client commands: `classsync send` (stream a payload, print the reply), `classsync health`."""
 
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ def cmd_send(args: argparse.Namespace) -> int:
         return 2
     address = args.address or settings.grpc_address
     metadata = []
+    if args.realm:
+        metadata.append(("x-qbo-realm-id", args.realm))
     if args.per_request:
         metadata.append(("x-classsync-response", "per-request"))
     if args.token:
@@ -107,6 +109,7 @@ def add_send_parser(sub: Any, command: Callable[..., Any], settings: Sequence[st
     )
     send.add_argument("--address", help="server address (default: GRPC_ADDRESS)")
     send.add_argument("--per-request", action="store_true", help="one reply per ClassRequest")
+    send.add_argument("--realm", help="the QBO company (realm) to sync to (default: the server's)")
     send.add_argument("--token", help="bearer token when the server requires one")
     send.add_argument("--tls", action="store_true", help="connect with TLS (system CA roots)")
     send.add_argument(
@@ -115,3 +118,54 @@ def add_send_parser(sub: Any, command: Callable[..., Any], settings: Sequence[st
     send.add_argument("--timeout", type=float, default=120.0, help="call deadline in seconds")
     send.set_defaults(func=cmd_send)
     return send
+
+
+def _loopback_address(address: str) -> str:
+    """The address a local probe dials: a wildcard bind (0.0.0.0, [::]) becomes loopback."""
+    host, _, port = address.rpartition(":")
+    if host in ("0.0.0.0", "[::]", "::", ""):  # noqa: S104 (compared, not bound)
+        return f"127.0.0.1:{port}"
+    return address
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Ask the server's gRPC health service; exit 0 when it answers SERVING (container probes)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from classsync.preflight import load_settings
+
+    settings = load_settings()
+    address = args.address or _loopback_address(settings.grpc_address)
+    if settings.grpc_tls_cert_file:
+        # The server's own certificate as the root: a probe beside a self-signed server.
+        root = Path(settings.grpc_tls_cert_file).read_bytes()
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=root))
+    else:
+        channel = grpc.insecure_channel(address)
+    with channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
+            )
+        except grpc.RpcError as exc:
+            print(f"unhealthy: {exc.code().name} from {address}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{status} ({address})")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def add_health_parser(sub: Any, command: Callable[..., Any], settings: Sequence[str]) -> Any:
+    """The `health` subcommand's arguments, on the parser ``command`` makes."""
+    health = command(
+        sub,
+        "health",
+        "exit 0 when the server's gRPC health says SERVING (the container's probe)",
+        settings,
+    )
+    health.add_argument("--address", help="server address (default: GRPC_ADDRESS, via loopback)")
+    health.add_argument("--service", default="", help="service name to ask about (default: all)")
+    health.add_argument("--timeout", type=float, default=3.0, help="call deadline in seconds")
+    health.set_defaults(func=cmd_health)
+    return health

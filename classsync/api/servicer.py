@@ -51,7 +51,13 @@ class ClassServiceServicer(pb_grpc.ClassServiceServicer):
     def CreateClass(  # noqa: N802 - the proto's method name
         self, request_iterator: Iterator[pb.ClassRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.ClassResponse]:
-        """Default: one response after the caller half-closes; per-request mode on demand."""
+        """Default: one response after the caller half-closes; per-request mode on demand.
+
+        The realm comes from ``x-qbo-realm-id`` (default QBO_REALM_ID); a realm that is not
+        connected ends the call with FAILED_PRECONDITION before a single request is read.
+        """
+        realm_id = call_realm(context, self._ingest.default_realm_id)
+        self._ingest.check_realm(realm_id)
         metadata = dict(context.invocation_metadata())
         per_request = metadata.get(RESPONSE_MODE_KEY, "").strip().lower() == PER_REQUEST
         wait_cap = _wait_override(metadata.get(WAIT_KEY), self._wait_seconds)
@@ -61,13 +67,17 @@ class ClassServiceServicer(pb_grpc.ClassServiceServicer):
         for number, request in enumerate(request_iterator, start=1):
             items = [convert.class_input(c) for c in request.classes]
             results = self._ingest.ingest(
-                items, first_stream_index=stream_index, request_number=number
+                items, first_stream_index=stream_index, request_number=number, realm_id=realm_id
             )
             stream_index += len(items)
             accepted = [r for r in results if isinstance(r, Accepted)]
             refused = [r for r in results if isinstance(r, ClassOutcome)]
             log.info(
-                "class_request_stored", request=number, stored=len(accepted), refused=len(refused)
+                "class_request_stored",
+                realm_id=realm_id,
+                request=number,
+                stored=len(accepted),
+                refused=len(refused),
             )
             if per_request:
                 settled = self._settle(accepted, context, wait_cap)

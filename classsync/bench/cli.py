@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from classsync.bench import report, scenarios
+from classsync.bench import realm_scenario, report, scenarios
 from classsync.bench.database import server_url
 from classsync.bench.settings import BenchSettings, smoke_settings
 
@@ -22,6 +22,7 @@ SCENARIOS: dict[str, Callable[[BenchSettings, str, Path], dict[str, Any]]] = {
     "sync": scenarios.sync,
     "overhead": scenarios.overhead,
     "memory": scenarios.memory,
+    "realms": realm_scenario.realms,
 }
 
 

@@ -29,6 +29,12 @@ class BenchSettings:
     # d. memory: one stream, answered once at the end (default) and per request, each on a
     # fresh server process
     memory_stream_classes: int = 100_000
+    # e. many realms: N companies with a backlog each, at QBO's real per-realm limits, while
+    # one-Class calls go to one more, idle, company
+    realms: int = 100
+    realm_classes: int = 30
+    realms_latency_ms: float = 200.0
+    realm_probe_calls: int = 50
 
     @property
     def scaled_window_seconds(self) -> float:
@@ -48,4 +54,7 @@ def smoke_settings() -> BenchSettings:
         batch_classes=300,
         overhead_calls=10,
         memory_stream_classes=3000,
+        realms=5,
+        realm_classes=10,
+        realm_probe_calls=5,
     )

@@ -14,6 +14,7 @@ from classsync.api._generated import class_service_pb2 as pb
 from classsync.api._generated import class_service_pb2_grpc as pb_grpc
 
 WAIT_KEY = "x-classsync-wait-seconds"
+REALM_KEY = "x-qbo-realm-id"
 PER_REQUEST = ("x-classsync-response", "per-request")
 # Streams of this many Classes are split into ClassRequests of at most this size (the server's
 # default MAX_CLASSES_PER_REQUEST).
@@ -132,9 +133,13 @@ class LoadClient:
         wait_seconds: float | None = None,
         per_request: bool = False,
         timeout: float = 300.0,
+        realm_id: str | None = None,
     ) -> StreamResult:
-        """One CreateClass stream; counts Classes stored (any id back) and synced."""
+        """One CreateClass stream (to ``realm_id``, else the server's default realm); counts
+        Classes stored (any id back) and synced."""
         metadata = []
+        if realm_id is not None:
+            metadata.append((REALM_KEY, realm_id))
         if wait_seconds is not None:
             metadata.append((WAIT_KEY, f"{wait_seconds:g}"))
         if per_request:

@@ -39,6 +39,12 @@ class Unauthenticated(ClasssyncError):
     grpc_status = "UNAUTHENTICATED"
 
 
+class RealmNotConnected(ClasssyncError):
+    """A call names a QBO company (realm) that has no working connection: nothing is stored."""
+
+    grpc_status = "FAILED_PRECONDITION"
+
+
 class QboError(ClasssyncError):
     """A QBO call failed. ``code`` is QBO's fault code as text ('' when there was none)."""
 

@@ -174,6 +174,21 @@ def refresh_tokens(
         _forget_tokens(auth_client)
 
 
+def revoke_token(auth_client: AuthClient, token: str) -> None:
+    """End the connection ``token`` (refresh or access) belongs to, at Intuit's revoke endpoint.
+
+    Revoking a refresh token disconnects the app from the company: every token of that
+    connection stops working (docs/qbo.md, "OAuth tokens"). Raises a ``QboError`` on failure.
+    """
+    _forget_tokens(auth_client)
+    try:
+        auth_client.revoke(token=token)
+    except Exception as exc:
+        raise classify(exc, sent=True) from exc
+    finally:
+        _forget_tokens(auth_client)
+
+
 __all__ = [
     "Clock",
     "InvalidGrant",
@@ -181,5 +196,6 @@ __all__ = [
     "exchange_code",
     "make_auth_client_factory",
     "refresh_tokens",
+    "revoke_token",
     "utc_now",
 ]

@@ -35,12 +35,15 @@ class TokenManager:
         auth_client_factory: Callable[[], AuthClient],
         *,
         bootstrap_refresh_token: str | None,
+        bootstrap_realm_id: str | None = None,
         refresh_margin_s: float = 300.0,
         clock: Clock = utc_now,
     ) -> None:
         self._store = store
         self._auth_client_factory = auth_client_factory
         self._bootstrap = bootstrap_refresh_token or None
+        # The bootstrap token belongs to one company (QBO_REALM_ID); None: offered to any realm.
+        self._bootstrap_realm = bootstrap_realm_id
         self._margin = timedelta(seconds=refresh_margin_s)
         self._clock = clock
         self._meta_lock = threading.Lock()
@@ -129,14 +132,15 @@ class TokenManager:
         self._cache[realm_id] = outcome
         return outcome
 
-    def _candidates(self, current: RealmTokens | None) -> list[str]:
+    def _candidates(self, realm_id: str, current: RealmTokens | None) -> list[str]:
         """Refresh tokens to try, stored one first."""
         candidates: list[str] = []
         if current is not None and current.refresh_token:
             candidates.append(current.refresh_token)
         # Dev convenience: a configured bootstrap token (the sandbox's standing token) is tried
         # once when the stored one is refused.
-        if self._bootstrap and self._bootstrap not in candidates:
+        bootstrap_applies = self._bootstrap_realm in (None, realm_id)
+        if self._bootstrap and bootstrap_applies and self._bootstrap not in candidates:
             candidates.append(self._bootstrap)
         return candidates
 
@@ -144,7 +148,7 @@ class TokenManager:
         self, realm_id: str, current: RealmTokens | None, locked: LockedRealm, *, reason: str
     ) -> RealmTokens | QboError:
         """New tokens saved in ``locked``, or the error to raise once the lock block has exited."""
-        candidates = self._candidates(current)
+        candidates = self._candidates(realm_id, current)
         reconnect = f"reconnect it with `classsync connect --realm {realm_id}`"
         if not candidates:
             message = (

@@ -39,11 +39,14 @@ def claim_due_jobs(
         row.id: _snapshot(row) for row in connection.execute(sql.SNAPSHOT_ROWS, {"ids": ids})
     }
     parent_keys = sorted({s.parent_key for s in snapshots.values() if s.parent_key})
-    parents: dict[str, tuple[str | None, str | None]] = {}
+    parents: dict[tuple[str, str], tuple[str | None, str | None]] = {}
     if parent_keys:
+        realms = sorted({job.realmId for job in jobs})
         parents = {
-            key: (qb_id, status)
-            for key, qb_id, status in connection.execute(sql.PARENT_STATES, {"keys": parent_keys})
+            (realm, key): (qb_id, status)
+            for realm, key, qb_id, status in connection.execute(
+                sql.PARENT_STATES, {"realms": realms, "keys": parent_keys}
+            )
         }
     return [_claimed(job, snapshots[job.classId], parents) for job in jobs]
 
@@ -86,7 +89,7 @@ def _snapshot(row: Row[Any]) -> ClassSnapshot:
 def _claimed(
     job: Row[Any],
     snapshot: ClassSnapshot,
-    parents: dict[str, tuple[str | None, str | None]],
+    parents: dict[tuple[str, str], tuple[str | None, str | None]],
 ) -> ClaimedJob:
     parent_key = snapshot.parent_key
     return ClaimedJob(
@@ -98,5 +101,5 @@ def _claimed(
         # A job taken over from an expired lease may have reached QBO already.
         outcome_unknown=bool(job.outcomeUnknown or job.status == _IN_PROGRESS),
         snapshot=snapshot,
-        parent=None if parent_key is None else parents.get(parent_key, (None, None)),
+        parent=None if parent_key is None else parents.get((job.realmId, parent_key), (None, None)),
     )

@@ -35,7 +35,7 @@ def _canonical_uuids(ids: Iterable[str]) -> list[str]:
 
 
 class SqlAlchemyClassReader:
-    """QBClass joined with its sync job; a realm's Classes are those whose job is in that realm.
+    """QBClass joined with its sync job; a realm's Classes are the rows of that realm.
 
     Each call uses a short session of its own: reads need no unit of work and hold no locks.
     """
@@ -81,5 +81,5 @@ def _views(realm_id: str) -> Select[Any]:
             SyncJob.last_error_message,
         )
         .join(SyncJob, SyncJob.class_id == QBClass.id)
-        .where(SyncJob.realm_id == realm_id)
+        .where(QBClass.realm_id == realm_id)
     )

@@ -37,11 +37,11 @@ class ClassRepository:
 
         Results are in input order. The caller owns the transaction (one per ClassRequest).
         """
-        plan = plan_upsert(items, self._load(*lookup_keys(items)))
+        plan = plan_upsert(items, self._load(realm_id, *lookup_keys(items)))
         insert_rows(
             self._session,
             CLASS,
-            [_insert_values(row_id, row, now) for row_id, row in plan.inserts.items()],
+            [_insert_values(row_id, row, realm_id, now) for row_id, row in plan.inserts.items()],
         )
         if plan.updates:
             self._session.connection().execute(
@@ -56,16 +56,20 @@ class ClassRepository:
             for r in plan.results
         ]
 
-    def adoption_candidates(self, *, after: str | None, limit: int) -> list[AdoptionCandidate]:
-        """Rows with no key, or no qbId and no job: in id order, ``limit`` after id ``after``."""
+    def adoption_candidates(
+        self, realm_id: str, *, after: str | None, limit: int
+    ) -> list[AdoptionCandidate]:
+        """The realm's rows with no key, or no qbId and no job: in id order, ``limit`` after
+        id ``after``."""
         query = (
             select(QBClass, SyncJob.class_id)
             .outerjoin(SyncJob, SyncJob.class_id == QBClass.id)
             .where(
+                QBClass.realm_id == realm_id,
                 or_(
                     QBClass.full_name_key.is_(None),
                     and_(QBClass.qb_id.is_(None), SyncJob.class_id.is_(None)),
-                )
+                ),
             )
             .order_by(QBClass.id)
             .limit(limit)
@@ -75,8 +79,11 @@ class ClassRepository:
         return [_candidate(row, job_id is not None) for row, job_id in self._session.execute(query)]
 
     def assign_key(self, class_id: str, key: str) -> bool:
-        """Give a keyless row its identity key; False (nothing written) if another row holds it."""
-        if self._session.scalar(select(QBClass.id).where(QBClass.full_name_key == key)):
+        """Give a keyless row its identity key; False (nothing written) if another row of its
+        realm holds it."""
+        realm_id = select(QBClass.realm_id).where(QBClass.id == class_id).scalar_subquery()
+        taken = select(QBClass.id).where(QBClass.full_name_key == key, QBClass.realm_id == realm_id)
+        if self._session.scalar(taken):
             return False
         self._session.execute(
             update(QBClass)
@@ -95,21 +102,26 @@ class ClassRepository:
         )
         return int(self._session.scalar(query) or 0)
 
-    def _load(self, keys: Sequence[str], qb_ids: Sequence[str]) -> KnownRows:
-        """The stored rows holding any of ``keys`` (full names) or ``qb_ids``."""
+    def _load(self, realm_id: str, keys: Sequence[str], qb_ids: Sequence[str]) -> KnownRows:
+        """The realm's stored rows holding any of ``keys`` (full names) or ``qb_ids``.
+
+        Identity is per realm: a QBO Id or a full name names a Class only inside one company.
+        """
         by_key: dict[str, str] = {}
         by_qb_id: dict[str, str] = {}
         columns = (QBClass.id, QBClass.qb_id, QBClass.full_name_key)
         for chunk in in_chunks(keys):
             for row_id, qb_id, key in self._session.execute(
-                select(*columns).where(QBClass.full_name_key.in_(chunk))
+                select(*columns).where(
+                    QBClass.realm_id == realm_id, QBClass.full_name_key.in_(chunk)
+                )
             ):
                 by_key[key] = row_id
                 if qb_id:
                     by_qb_id[qb_id] = row_id
         for chunk in in_chunks(qb_ids):
             for row_id, qb_id, key in self._session.execute(
-                select(*columns).where(QBClass.qb_id.in_(chunk))
+                select(*columns).where(QBClass.realm_id == realm_id, QBClass.qb_id.in_(chunk))
             ):
                 by_qb_id[qb_id] = row_id
                 if key:
@@ -136,11 +148,14 @@ def _candidate(row: QBClass, has_job: bool) -> AdoptionCandidate:
     )
 
 
-def _insert_values(row_id: str, row: ValidClass | Placeholder, now: datetime) -> dict[str, object]:
+def _insert_values(
+    row_id: str, row: ValidClass | Placeholder, realm_id: str, now: datetime
+) -> dict[str, object]:
     # Keys are column names (Core insert): the quoted camelCase names of the Node table. A new
     # row has no QBO Id yet (NULL, never "": the column is unique) and SyncToken 0.
     return {
         "id": row_id,
+        "realmId": realm_id,
         "qbId": None,
         "name": row.name,
         "fullName": row.full_name,

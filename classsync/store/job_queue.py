@@ -99,6 +99,12 @@ class JobQueue:
             realm_id=realm_id,
         )
 
+    def due_realms(self, now: datetime) -> list[str]:
+        """The realms that have a job due at ``now`` (each once)."""
+        due_by = now + timedelta(milliseconds=1)  # as the claim: stamps may round up
+        rows = self._session.execute(sql.DUE_REALMS, {"due_by": due_by, "now": now})
+        return sorted(realm_id for (realm_id,) in rows)
+
     def extend_leases(self, owner: str, class_ids: Sequence[str], *, until: datetime) -> int:
         """Push the leases ``owner`` still holds on ``class_ids`` out to ``until``; how many.
 
@@ -120,12 +126,12 @@ class JobQueue:
             extended += int(result.rowcount or 0)  # type: ignore[attr-defined]
         return extended
 
-    def parent_state(self, parent_key: str) -> tuple[str | None, str | None]:
-        """(QBO Id, job status) of the Class at ``parent_key``; (None, None) if unknown."""
+    def parent_state(self, realm_id: str, parent_key: str) -> tuple[str | None, str | None]:
+        """(QBO Id, job status) of the realm's Class at ``parent_key``; (None, None) if unknown."""
         row = self._session.execute(
             select(QBClass.qb_id, SyncJob.status)
             .outerjoin(SyncJob, SyncJob.class_id == QBClass.id)
-            .where(QBClass.full_name_key == parent_key)
+            .where(QBClass.realm_id == realm_id, QBClass.full_name_key == parent_key)
         ).first()
         if row is None:
             return None, None
@@ -194,10 +200,12 @@ class JobQueue:
             row.updated_at = now
 
     def qb_id_holder(self, qb_id: str, *, other_than: str) -> LinkedClass | None:
-        """The row other than ``other_than`` linked to QBO Id ``qb_id``, if any."""
+        """The row of ``other_than``'s realm, other than it, linked to QBO Id ``qb_id``, if any
+        (a QBO Id is unique only inside one company)."""
+        realm_id = select(QBClass.realm_id).where(QBClass.id == other_than).scalar_subquery()
         row = self._session.execute(
             select(QBClass.id, QBClass.name, QBClass.full_name).where(
-                QBClass.qb_id == qb_id, QBClass.id != other_than
+                QBClass.qb_id == qb_id, QBClass.id != other_than, QBClass.realm_id == realm_id
             )
         ).first()
         if row is None:

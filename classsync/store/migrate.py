@@ -23,19 +23,27 @@ class SchemaDriftError(RuntimeError):
     """The database (migrated to head) differs from the SQLAlchemy models, or is not at head."""
 
 
-def alembic_config(url: str) -> Config:
-    """An Alembic Config for classsync's migrations, aimed at ``url`` (any DATABASE_URL form)."""
+def alembic_config(url: str, realm_id: str | None = None) -> Config:
+    """An Alembic Config for classsync's migrations, aimed at ``url`` (any DATABASE_URL form).
+
+    ``realm_id`` is the QBO company rows adopted without one belong to (0007_realm_identity).
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # Passed as an attribute, not as the sqlalchemy.url option: ConfigParser would try to
     # interpolate '%' signs of url-encoded passwords.
     config.attributes["url"] = url
+    if realm_id:
+        config.attributes["realm_id"] = realm_id
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database at ``url`` up to ``revision`` (adopting a Node-created database)."""
-    command.upgrade(alembic_config(url), revision)
+def upgrade(url: str, revision: str = "head", *, realm_id: str | None = None) -> None:
+    """Migrate the database at ``url`` up to ``revision`` (adopting a Node-created database).
+
+    ``realm_id`` (QBO_REALM_ID) is the company of adopted rows that have no sync job.
+    """
+    command.upgrade(alembic_config(url, realm_id), revision)
 
 
 def downgrade(url: str, revision: str) -> None:

@@ -80,13 +80,15 @@ class Base(DeclarativeBase):
 
 
 class QBClass(Base):
-    """A QBO Class as the Node service stored it (table "QBClass"), plus ``fullNameKey``."""
+    """A QBO Class as the Node service stored it (table "QBClass"), plus ``fullNameKey`` and
+    ``realmId``."""
 
     __tablename__ = "QBClass"
     __table_args__ = (
-        # Prisma's @unique is a unique INDEX (not a constraint) named <Table>_<col>_key.
-        Index("QBClass_qbId_key", "qbId", unique=True),
-        Index("QBClass_fullNameKey_key", "fullNameKey", unique=True),
+        # Prisma's @@unique is a unique INDEX (not a constraint) named <Table>_<cols>_key. A QBO
+        # Id and a full name are unique only inside one company (realm).
+        Index("QBClass_realmId_qbId_key", "realmId", "qbId", unique=True),
+        Index("QBClass_realmId_fullNameKey_key", "realmId", "fullNameKey", unique=True),
     )
 
     id: Mapped[str] = mapped_column("id", _uuid(), primary_key=True, default=new_id)
@@ -120,6 +122,8 @@ class QBClass(Base):
     full_name_key: Mapped[str | None] = mapped_column(
         "fullNameKey", Text().with_variant(String(512, collation="utf8mb4_bin"), *_MYSQL)
     )
+    # Ours: the QBO company (realm) the Class belongs to.
+    realm_id: Mapped[str] = mapped_column("realmId", _text(191))
 
 
 class SyncJob(Base):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, select, update
+from sqlalchemy import Table, and_, bindparam, case, select, union, update
 
 from classsync.store.models import QBClass, SyncJob
 from classsync.sync.ports import JobStatus
@@ -109,6 +109,16 @@ CLAIM_PENDING = (
 _IN_REALM = JOB.c.realmId == bindparam("realm_id")
 CLAIM_EXPIRED_IN_REALM = CLAIM_EXPIRED.where(_IN_REALM)
 CLAIM_PENDING_IN_REALM = CLAIM_PENDING.where(_IN_REALM)
+# Realms with jobs due now (pending and due, or leases run out): whose turn the engine's
+# round-robin can give (sync/realm_rotation.py).
+DUE_REALMS = union(
+    select(JOB.c.realmId).where(
+        JOB.c.status == _PENDING, JOB.c.nextAttemptAt <= bindparam("due_by")
+    ),
+    select(JOB.c.realmId).where(
+        JOB.c.status == _IN_PROGRESS, JOB.c.leaseExpiresAt < bindparam("now")
+    ),
+)
 LEASE = (
     update(JOB)
     .where(JOB.c.classId.in_(bindparam("ids", expanding=True)))
@@ -133,10 +143,14 @@ SNAPSHOT_ROWS = select(
     CLASS.c.isSparse,
     CLASS.c.versionToken,
 ).where(CLASS.c.id.in_(bindparam("ids", expanding=True)))
+# Parents are looked up by full name inside the children's realm (identity is per realm).
 PARENT_STATES = (
-    select(CLASS.c.fullNameKey, CLASS.c.qbId, JOB.c.status)
+    select(CLASS.c.realmId, CLASS.c.fullNameKey, CLASS.c.qbId, JOB.c.status)
     .select_from(CLASS.outerjoin(JOB, JOB.c.classId == CLASS.c.id))
-    .where(CLASS.c.fullNameKey.in_(bindparam("keys", expanding=True)))
+    .where(
+        CLASS.c.realmId.in_(bindparam("realms", expanding=True)),
+        CLASS.c.fullNameKey.in_(bindparam("keys", expanding=True)),
+    )
 )
 
 # --- Outcomes ----------------------------------------------------------------------------------

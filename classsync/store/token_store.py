@@ -121,6 +121,12 @@ class SqlAlchemyTokenStore:
             row = session.get(QboRealm, realm_id)
             return None if row is None else (row.status, row.status_message)
 
+    def is_connected(self, realm_id: str) -> bool:
+        """True when the realm has a refresh token stored and is not marked DISCONNECTED."""
+        with self._session_factory() as session:
+            row = session.get(QboRealm, realm_id)
+            return row is not None and row.status == CONNECTED and bool(row.refresh_token)
+
     @contextmanager
     def locked(self, realm_id: str) -> Iterator[_LockedRealm]:
         """Hold the realm's row lock (SELECT … FOR UPDATE) until the block ends, then commit.
@@ -147,6 +153,24 @@ class SqlAlchemyTokenStore:
                 session.commit()
             except IntegrityError:  # another replica created it first
                 session.rollback()
+
+    def forget(self, realm_id: str, message: str) -> bool:
+        """Drop the realm's tokens and mark it DISCONNECTED with ``message``; False if unknown.
+
+        The realm's Classes and jobs stay; its jobs wait (not counted) until it is connected again.
+        """
+        with self._session_factory() as session, session.begin():
+            row = session.scalars(
+                select(QboRealm).where(QboRealm.realm_id == realm_id).with_for_update()
+            ).one_or_none()
+            if row is None:
+                return False
+            row.access_token = row.refresh_token = None
+            row.access_token_expires_at = row.refresh_token_expires_at = None
+            row.status = DISCONNECTED
+            row.status_message = message
+            row.updated_at = datetime.now(UTC).replace(tzinfo=None)
+            return True
 
     def rotate_encryption(self) -> int:
         """Re-encrypt every stored token with the newest key; returns rows rewritten."""

@@ -43,7 +43,7 @@ def adopt_unsynced(
     after: str | None = None
     while True:
         with uow_factory() as uow:
-            rows = uow.classes.adoption_candidates(after=after, limit=_CHUNK)
+            rows = uow.classes.adoption_candidates(realm_id, after=after, limit=_CHUNK)
             if not rows:
                 return report
             after = rows[-1].class_id

@@ -16,6 +16,7 @@ from classsync.sync.job_sync import JobSync
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.outcomes import Outcomes
 from classsync.sync.ports import ClaimedJob, Clock, QboGateway, UnitOfWork
+from classsync.sync.realm_rotation import RealmRotation
 from classsync.sync.retry_policy import RetryPolicy
 from classsync.sync.settled import SettledBoard
 
@@ -92,13 +93,14 @@ class SyncEngine:
         self._lease_owners = [f"{self.process_owner}-{index}" for index in range(workers)]
         self._held: dict[str, list[str]] = {}  # lease owner -> class ids it is working on
         self._held_lock = threading.Lock()
+        self._rotation = RealmRotation(limiter, workers=workers, refresh_seconds=poll_seconds)
         outcomes = Outcomes(
             uow_factory,
             limiter,
             policy,
             board,
             self._clock,
-            wake=self._bell.ring,
+            wake=self.wake,
             poll_seconds=poll_seconds,
             is_stopping=self._stopping.is_set,
         )
@@ -122,8 +124,10 @@ class SyncEngine:
         self._threads.append(keeper)
         log.info("sync_engine_started", workers=self._workers, owner=self.process_owner)
 
-    def wake(self) -> None:
-        """New work was committed: look for it now rather than at the next poll."""
+    def wake(self, realm_id: str | None = None) -> None:
+        """New work was committed (in ``realm_id``): look for it now rather than at the next poll."""
+        if realm_id is not None:
+            self._rotation.wake(realm_id)
         self._bell.ring()
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -163,10 +167,18 @@ class SyncEngine:
         The worker threads call this in a loop; tests call it directly to take one step.
         """
         lease_owner = lease_owner or self._lease_owners[0]
-        jobs = self._claim(lease_owner)
-        if not jobs:
+        claimed = self._claim(lease_owner)
+        if claimed is None:
             return 0
-        self._bell.ring()  # there may be more: let one idle sibling look too
+        realm_id, jobs = claimed
+        try:
+            self._bell.ring()  # there may be more: let one idle sibling look too
+            self._process(lease_owner, jobs)
+        finally:
+            self._rotation.release(realm_id)
+        return len(jobs)
+
+    def _process(self, lease_owner: str, jobs: list[ClaimedJob]) -> None:
         with self._held_lock:
             self._held[lease_owner] = [job.class_id for job in jobs]
         try:
@@ -185,17 +197,51 @@ class SyncEngine:
         finally:
             with self._held_lock:
                 self._held.pop(lease_owner, None)
-        return len(jobs)
 
-    def _claim(self, lease_owner: str) -> list[ClaimedJob]:
+    def _claim(self, lease_owner: str) -> tuple[str, list[ClaimedJob]] | None:
+        """Due jobs of the next realm in turn that can start a QBO call now (see RealmRotation).
+
+        The realm is held in the rotation until the caller releases it. The list of realms with
+        due work is read again when it is empty or older than the poll interval.
+        """
         if not self._limiter.has_share:
-            return []  # other replicas hold every QBO slot of the realm for now
+            return None  # other replicas hold every QBO slot of the realms for now
+        tried: set[str] = set()
+        refreshed = False
+        while True:
+            realm_id = self._rotation.take(tried)
+            if realm_id is None:
+                if refreshed or not self._rotation.needs_refresh():
+                    return None
+                self._refresh_due_realms()
+                refreshed = True
+                continue
+            looked_at = self._rotation.now()
+            try:
+                jobs = self._claim_in(realm_id, lease_owner)
+            except BaseException:
+                self._rotation.release(realm_id)
+                raise
+            if jobs:
+                return realm_id, jobs
+            self._rotation.release(realm_id)
+            self._rotation.drained(realm_id, looked_at=looked_at)
+            tried.add(realm_id)
+
+    def _refresh_due_realms(self) -> None:
+        looked_at = self._rotation.now()
+        with self._uow_factory() as uow:  # a read: nothing to commit
+            due = uow.jobs.due_realms(self._clock.now())
+        self._rotation.refresh(due, looked_at=looked_at)
+
+    def _claim_in(self, realm_id: str, lease_owner: str) -> list[ClaimedJob]:
         with self._uow_factory() as uow:
             jobs = uow.jobs.claim(
                 owner=lease_owner,
                 limit=self._batch_sync.claim_limit(),
                 lease=self._lease,
                 now=self._clock.now(),
+                realm_id=realm_id,
             )
             uow.commit()
             return jobs

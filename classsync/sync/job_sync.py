@@ -100,7 +100,7 @@ class JobSync:
             qb_id, status = job.parent  # read when the job was claimed
         else:
             with self._uow_factory() as uow:
-                qb_id, status = uow.jobs.parent_state(parent_key)
+                qb_id, status = uow.jobs.parent_state(job.realm_id, parent_key)
         if qb_id:
             return qb_id
         if status == SyncStatus.FAILED.value:

@@ -81,6 +81,17 @@ class _RealmGate:
             self.next_batch = start + 60.0 / self.batch_per_minute
             return start - now
 
+    def start_delay(self) -> float:
+        """How long a call booked now would wait to start (pause, pacing, window); books nothing."""
+        with self.lock:
+            now = self.clock()
+            while self.window and self.window[0] <= now - self.window_s:
+                self.window.popleft()  # the same pruning as reserve()
+            start = max(now, self.next_start, self.paused_until)
+            if len(self.window) >= self.per_window:
+                start = max(start, self.window[-self.per_window] + self.window_s)
+            return start - now
+
     def acquire_slot(self) -> None:
         with self.slot_freed:
             while self.in_flight >= self.max_in_flight:
@@ -213,6 +224,18 @@ class RateLimiter:
         if wait is None:
             return None
         return self._slot(gate, wait)
+
+    def in_flight_share(self, realm_id: str) -> int:
+        """How many calls this process may have in flight to ``realm_id`` (its replica share)."""
+        return self._gate(realm_id).max_in_flight
+
+    def start_delay(self, realm_id: str) -> float:
+        """Seconds a call to ``realm_id`` booked now would wait before starting (0: at once).
+
+        Books nothing: the engine asks before claiming, so no worker is parked on a realm that
+        is paused or paced far ahead.
+        """
+        return self._gate(realm_id).start_delay()
 
     def pause(self, realm_id: str, seconds: float) -> None:
         """Stop starting calls for ``realm_id`` for ``seconds`` (after a 429 or 503)."""

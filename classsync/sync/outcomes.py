@@ -37,7 +37,7 @@ class Outcomes:
         board: SettledBoard,
         clock: Clock,
         *,
-        wake: Callable[[], None],
+        wake: Callable[[str], None],
         poll_seconds: float,
         is_stopping: Callable[[], bool],
     ) -> None:
@@ -141,7 +141,7 @@ class Outcomes:
         wait = decision.delay.total_seconds()
         if wait < self._poll_seconds:
             # Due again before the next poll (a child waiting for its parent): look again then.
-            timer = threading.Timer(wait, self._wake)
+            timer = threading.Timer(wait, self._wake, args=(job.realm_id,))
             timer.daemon = True
             timer.start()
 

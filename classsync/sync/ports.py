@@ -153,14 +153,18 @@ class AdoptionCandidate:
 
 
 class ClassStore(Protocol):
-    """QBClass rows: stored by identity (qb_id, else fully-qualified name)."""
+    """QBClass rows: stored by identity inside their realm (qb_id, else fully-qualified name)."""
 
-    def adoption_candidates(self, *, after: str | None, limit: int) -> list[AdoptionCandidate]:
-        """Rows with no key, or no qbId and no job: in id order, ``limit`` after id ``after``."""
+    def adoption_candidates(
+        self, realm_id: str, *, after: str | None, limit: int
+    ) -> list[AdoptionCandidate]:
+        """The realm's rows with no key, or no qbId and no job: in id order, ``limit`` after
+        id ``after``."""
         ...
 
     def assign_key(self, class_id: str, key: str) -> bool:
-        """Give a keyless row its identity key; False (nothing written) if another row holds it."""
+        """Give a keyless row its identity key; False (nothing written) if another row of its
+        realm holds it."""
         ...
 
     def count_unsynced_without_job(self) -> int:
@@ -189,12 +193,16 @@ class JobStore(Protocol):
         """Lease up to ``limit`` due jobs to ``owner`` (parents before children)."""
         ...
 
+    def due_realms(self, now: datetime) -> list[str]:
+        """The realms that have a job due at ``now`` (pending and due, or lease run out)."""
+        ...
+
     def extend_leases(self, owner: str, class_ids: Sequence[str], *, until: datetime) -> int:
         """Push out the leases ``owner`` still holds; how many it still held."""
         ...
 
-    def parent_state(self, parent_key: str) -> tuple[str | None, str | None]:
-        """(QBO Id, job status) of the Class at ``parent_key``; (None, None) if unknown."""
+    def parent_state(self, realm_id: str, parent_key: str) -> tuple[str | None, str | None]:
+        """(QBO Id, job status) of the realm's Class at ``parent_key``; (None, None) if unknown."""
         ...
 
     def record_synced(
@@ -208,7 +216,8 @@ class JobStore(Protocol):
         ...
 
     def qb_id_holder(self, qb_id: str, *, other_than: str) -> LinkedClass | None:
-        """The row other than ``other_than`` linked to QBO Id ``qb_id``, if any."""
+        """The row of ``other_than``'s realm, other than it, linked to QBO Id ``qb_id``, if any
+        (a QBO Id is unique only inside one company)."""
         ...
 
     def retry_later(
@@ -346,6 +355,14 @@ class ClassReader(Protocol):
         full_name_keys: Sequence[str],
     ) -> list[ClassView]:
         """The realm's Classes whose id, QBO Id or QBO-form full name is listed; each once."""
+        ...
+
+
+class RealmDirectory(Protocol):
+    """Which QBO companies (realms) have a working connection (tokens stored, not refused)."""
+
+    def is_connected(self, realm_id: str) -> bool:
+        """True when the realm has a refresh token stored and QBO has not refused it."""
         ...
 
 

@@ -117,11 +117,16 @@ class ClassReadService:
             if caller_left is not None:
                 wait = min(wait, caller_left)
             if wait <= 0:
-                if caller_left is not None and caller_left <= 0:
-                    return  # the caller's deadline: gRPC ends the call itself
+                # Raised for the caller's own deadline too: returning would race gRPC's
+                # DEADLINE_EXCEEDED and could end the call OK with Classes still unsettled.
+                waited = (
+                    "the call's deadline passed"
+                    if caller_left is not None and caller_left <= 0
+                    else f"watched for {self._max_watch_seconds:g} s"
+                )
                 msg = (
-                    f"watched for {self._max_watch_seconds:g} s; {len(watched)} Class(es) still "
-                    "PENDING (they are stored and will sync): watch again"
+                    f"{waited}; {len(watched)} Class(es) still PENDING (they are stored and "
+                    "will sync): watch again"
                 )
                 raise WatchExpired(msg)
             if time.monotonic() >= next_poll:

@@ -12,6 +12,7 @@ from classsync.domain import (
     ClassInput,
     ClassOutcome,
     ErrorCode,
+    RealmNotConnected,
     Rejection,
     RequestTooLarge,
     SyncStatus,
@@ -22,6 +23,7 @@ from classsync.sync.clock import SystemClock
 from classsync.sync.ports import (
     Clock,
     JobState,
+    RealmDirectory,
     StoreConflict,
     StoredClass,
     StoreUnavailable,
@@ -56,23 +58,59 @@ class IngestService:
         self,
         uow_factory: Callable[[], UnitOfWork],
         board: SettledBoard,
-        wake_engine: Callable[[], None],
+        wake_engine: Callable[[str], None],
         *,
         realm_id: str,
         max_classes_per_request: int,
+        realms: RealmDirectory | None = None,
         clock: Clock | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock or SystemClock()
         self._board = board
         self._wake_engine = wake_engine
-        self._realm_id = realm_id
+        self._default_realm_id = realm_id
+        self._realms = realms
         self._max_classes = max_classes_per_request
 
+    @property
+    def default_realm_id(self) -> str:
+        """The realm of a call that names none (QBO_REALM_ID): every Node caller's."""
+        return self._default_realm_id
+
+    def check_realm(self, realm_id: str) -> None:
+        """Refuse (``RealmNotConnected``) a realm other than the default that is not connected.
+
+        The default realm is always accepted, connected or not, as it was before calls could
+        name a realm: its Classes are stored and wait for a connection. Any other realm must have
+        been connected first, so a typo in the metadata never queues Classes nobody will sync.
+        """
+        if realm_id == self._default_realm_id:
+            return
+        # One primary-key read per call (not cached), so `classsync realm remove` takes effect
+        # at once in every replica.
+        if self._realms is not None and self._realms.is_connected(realm_id):
+            return
+        msg = (
+            f"QBO realm {realm_id} is not connected to classsync, so nothing was stored: connect "
+            f"it with `classsync realm add {realm_id} --refresh-token TOKEN` or "
+            f"`classsync connect --realm {realm_id}`, then send again"
+        )
+        raise RealmNotConnected(msg)
+
     def ingest(
-        self, items: Sequence[ClassInput], *, first_stream_index: int, request_number: int
+        self,
+        items: Sequence[ClassInput],
+        *,
+        first_stream_index: int,
+        request_number: int,
+        realm_id: str | None = None,
     ) -> list[Accepted | ClassOutcome]:
-        """Validate and durably store one ClassRequest; returns, per Class, Accepted or its refusal."""
+        """Validate and durably store one ClassRequest; returns, per Class, Accepted or its refusal.
+
+        ``realm_id`` is the call's realm (checked by ``check_realm`` first); default QBO_REALM_ID.
+        """
+        realm_id = realm_id or self._default_realm_id
         if len(items) > self._max_classes:
             msg = (
                 f"ClassRequest #{request_number} carries {len(items)} Classes; at most "
@@ -92,44 +130,26 @@ class IngestService:
             ]
         checked = [validate(item) for item in items]
         valid = [c for c in checked if isinstance(c, ValidClass)]
-        stored = self._store(valid) if valid else []
+        stored = self._store(valid, realm_id) if valid else []
         stored_iter = iter(stored)
-        results: list[Accepted | ClassOutcome] = []
-        for offset, (item, check) in enumerate(zip(items, checked, strict=True)):
-            outcome = next(stored_iter) if isinstance(check, ValidClass) else check
-            index = first_stream_index + offset
-            if isinstance(outcome, Rejection):
-                results.append(
-                    ClassOutcome(
-                        stream_index=index,
-                        request_index=offset,
-                        status=SyncStatus.INVALID,
-                        name=item.name,
-                        full_name=item.full_name,
-                        error_code=str(outcome.code),
-                        error_message=outcome.message,
-                    )
-                )
-            else:
-                results.append(
-                    Accepted(
-                        stream_index=index,
-                        request_index=offset,
-                        class_id=outcome.class_id,
-                        generation=outcome.generation,
-                        name=item.name,
-                        full_name=item.full_name,
-                    )
-                )
+        results = [
+            _result(
+                item,
+                next(stored_iter) if isinstance(check, ValidClass) else check,
+                first_stream_index + offset,
+                offset,
+            )
+            for offset, (item, check) in enumerate(zip(items, checked, strict=True))
+        ]
         if stored:
-            self._wake_engine()
+            self._wake_engine(realm_id)
         return results
 
-    def _store(self, valid: list[ValidClass]) -> list[StoredClass | Rejection]:
+    def _store(self, valid: list[ValidClass], realm_id: str) -> list[StoredClass | Rejection]:
         for attempt in range(1, _STORE_ATTEMPTS + 1):
             try:
                 with self._uow_factory() as uow:
-                    stored = uow.classes.save_batch(valid, self._realm_id, self._clock.now())
+                    stored = uow.classes.save_batch(valid, realm_id, self._clock.now())
                     uow.commit()
                     return stored
             except (StoreConflict, StoreUnavailable) as error:
@@ -193,6 +213,30 @@ class IngestService:
             except StoreUnavailable:
                 log.warning("sync_state_lookup_failed", attempt=attempt, exc_info=True)
         return {}
+
+
+def _result(
+    item: ClassInput, outcome: StoredClass | Rejection, index: int, offset: int
+) -> Accepted | ClassOutcome:
+    """One Class's answer to ingest: stored (Accepted), or why it was refused."""
+    if isinstance(outcome, Rejection):
+        return ClassOutcome(
+            stream_index=index,
+            request_index=offset,
+            status=SyncStatus.INVALID,
+            name=item.name,
+            full_name=item.full_name,
+            error_code=str(outcome.code),
+            error_message=outcome.message,
+        )
+    return Accepted(
+        stream_index=index,
+        request_index=offset,
+        class_id=outcome.class_id,
+        generation=outcome.generation,
+        name=item.name,
+        full_name=item.full_name,
+    )
 
 
 def _settled(state: JobState) -> bool:

@@ -25,7 +25,7 @@ def test_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["errors"] == {}
     assert status == 0
-    assert set(report["scenarios"]) == {"ingest", "sync", "overhead", "memory"}
+    assert set(report["scenarios"]) == {"ingest", "sync", "overhead", "memory", "realms"}
     ingest = report["scenarios"]["ingest"]["runs"]
     assert [run["stored"] for run in ingest] == [run["classes"] for run in ingest]
     assert all(run["rows_in_database"] > 0 for run in ingest)
@@ -38,6 +38,13 @@ def test_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
     memory = report["scenarios"]["memory"]["runs"]
     assert {run["mode"] for run in memory} == {"default", "per-request"}
     assert all(run["stored"] == run["classes"] and run["peak_rss_mb"] > 0 for run in memory)
+    realms = report["scenarios"]["realms"]
+    assert realms["finished"]
+    assert realms["idle_realm_calls"] > 0
+    assert realms["idle_realm_calls_not_synced"] == 0
+    # Every busy realm's Classes, the warm-up Class and the idle realm's calls: all synced once.
+    total = realms["realms"] * realms["classes_per_realm"] + 1 + realms["idle_realm_calls"]
+    assert realms["jobs"] == {"SYNCED": total}
     measured = {row["scenario"] for row in report["targets"]}
-    assert measured == {"a. ingest", "b. sync", "c. overhead", "d. memory"}
+    assert measured == {"a. ingest", "b. sync", "c. overhead", "d. memory", "e. realms"}
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -46,6 +46,7 @@ def _store_row(service: Service, name: str, qb_id: str | None) -> str:
                 full_name=name,
                 full_name_key=name.casefold(),
                 qb_id=qb_id,
+                realm_id=service.realm_id,
                 updated_at=utcnow(),
             )
         )
@@ -161,17 +162,20 @@ _NODE_ROWS: list[tuple[str, str | None, str | None]] = [  # (name, fullName, qbI
 def test_adopted_rows_with_no_qb_id_reach_qbo(
     empty_database_url: str,
     service_factory: Any,
+    sandbox: Any,
     monkeypatch: pytest.MonkeyPatch,
     capsys: Any,
 ) -> None:
     execute_script(empty_database_url, _NODE_DDL)
     _insert_node_rows(empty_database_url, _NODE_ROWS)
-    upgrade(empty_database_url)
-    # Rows the Node service wrote after the migration (e.g. during a rollback): no name key.
+    realm = sandbox.admin.create_realm()  # the Node service's company: QBO_REALM_ID
+    upgrade(empty_database_url, realm_id=realm["realm_id"])
+    # Rows the Node service wrote after the migration (e.g. during a rollback): no name key,
+    # and no realm either: the column's default (QBO_REALM_ID at migration time) fills it.
     _insert_node_rows(empty_database_url, [("Late", "Late", None), ("Late Synced", None, "4343")])
     monkeypatch.setenv("DATABASE_URL", empty_database_url)
     monkeypatch.setenv("QBO_REALM_ID", "placeholder")
-    svc: Service = service_factory(db_url=empty_database_url)
+    svc: Service = service_factory(db_url=empty_database_url, realm_=realm)
     monkeypatch.setenv("QBO_REALM_ID", svc.realm_id)
     report = _status(monkeypatch, capsys, svc)
     assert report["unsynced_without_job"] == 4

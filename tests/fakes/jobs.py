@@ -55,7 +55,7 @@ class FakeJobStore:
             snapshot = self._snapshot(job.class_id)
             parent = None
             if snapshot.parent_key is not None:
-                parent = self.parent_state(snapshot.parent_key)
+                parent = self.parent_state(job.realm_id, snapshot.parent_key)
             claimed.append(
                 ClaimedJob(
                     class_id=job.class_id,
@@ -69,6 +69,18 @@ class FakeJobStore:
                 )
             )
         return claimed
+
+    def due_realms(self, now: datetime) -> list[str]:
+        """The realms that have a job due at ``now``."""
+        due_by = now + timedelta(milliseconds=1)
+        return sorted(
+            {
+                j.realm_id
+                for j in self._tables.jobs.values()
+                if (j.status == JobStatus.PENDING.value and _due(j, due_by))
+                or (j.status == JobStatus.IN_PROGRESS.value and _before(j, now))
+            }
+        )
 
     def _snapshot(self, class_id: str) -> ClassSnapshot:
         row = self._tables.classes[class_id]
@@ -96,9 +108,16 @@ class FakeJobStore:
             job.lease_expires_at = until
         return len(held)
 
-    def parent_state(self, parent_key: str) -> tuple[str | None, str | None]:
-        """(QBO Id, job status) of the Class at ``parent_key``; (None, None) if unknown."""
-        row = next((r for r in self._tables.classes.values() if r.key == parent_key), None)
+    def parent_state(self, realm_id: str, parent_key: str) -> tuple[str | None, str | None]:
+        """(QBO Id, job status) of the realm's Class at ``parent_key``; (None, None) if unknown."""
+        row = next(
+            (
+                r
+                for r in self._tables.classes.values()
+                if r.key == parent_key and r.realm_id == realm_id
+            ),
+            None,
+        )
         if row is None:
             return None, None
         job = self._tables.jobs.get(row.id)
@@ -137,9 +156,10 @@ class FakeJobStore:
         row.qb_id, row.version_token, row.updated_at = qbo.id, _token(qbo.sync_token), now
 
     def qb_id_holder(self, qb_id: str, *, other_than: str) -> LinkedClass | None:
-        """The row other than ``other_than`` linked to QBO Id ``qb_id``, if any."""
+        """The row of ``other_than``'s realm, other than it, linked to QBO Id ``qb_id``, if any."""
+        realm_id = self._tables.classes[other_than].realm_id
         for row in self._tables.classes.values():
-            if row.qb_id == qb_id and row.id != other_than:
+            if row.qb_id == qb_id and row.id != other_than and row.realm_id == realm_id:
                 return LinkedClass(class_id=row.id, full_name=row.full_name or row.name)
         return None
 

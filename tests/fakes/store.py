@@ -45,6 +45,7 @@ class FakeClassRow:
     qb_id: str | None = None
     version_token: int = 0
     updated_at: datetime | None = None
+    realm_id: str = ""
 
 
 @dataclass
@@ -155,7 +156,8 @@ class FakeUnitOfWork:
 
 
 class FakeClassStore:
-    """ports.ClassStore: upsert by qb_id, else by fully-qualified name; ancestors as placeholders."""
+    """ports.ClassStore: upsert by qb_id, else by fully-qualified name, inside the realm;
+    ancestors as placeholders."""
 
     def __init__(self, database: FakeDatabase, tables: Tables) -> None:
         self._database = database
@@ -167,7 +169,7 @@ class FakeClassStore:
         """Upsert the rows and (re)queue their jobs; one result per item, in order."""
         results: list[StoredClass | Rejection] = []
         for item in items:
-            row = self._find(item)
+            row = self._find(item, realm_id)
             if isinstance(row, Rejection):
                 results.append(row)
                 continue
@@ -175,6 +177,7 @@ class FakeClassStore:
                 self._placeholder(item.path[:depth], realm_id, now)
             if row is None:
                 row = FakeClassRow(self._database.new_id(), "", "", None, True, False, None)
+                row.realm_id = realm_id
                 self._tables.classes[row.id] = row
             row.name, row.key, row.full_name = item.name, item.key, item.full_name
             row.is_active, row.is_sparse = item.is_active, item.is_sparse
@@ -183,13 +186,16 @@ class FakeClassStore:
             results.append(StoredClass(class_id=row.id, generation=generation))
         return results
 
-    def adoption_candidates(self, *, after: str | None, limit: int) -> list[AdoptionCandidate]:
-        """Rows with no key, or no qbId and no job: in id order, ``limit`` after id ``after``."""
+    def adoption_candidates(
+        self, realm_id: str, *, after: str | None, limit: int
+    ) -> list[AdoptionCandidate]:
+        """The realm's rows with no key, or no qbId and no job, in id order."""
         rows = sorted(
             (
                 r
                 for r in self._tables.classes.values()
-                if not r.key or (r.qb_id is None and r.id not in self._tables.jobs)
+                if r.realm_id == realm_id
+                and (not r.key or (r.qb_id is None and r.id not in self._tables.jobs))
             ),
             key=lambda r: r.id,
         )
@@ -213,8 +219,8 @@ class FakeClassStore:
         ]
 
     def assign_key(self, class_id: str, key: str) -> bool:
-        """Give a keyless row its identity key; False if another row holds it."""
-        if self._by_key(key) is not None:
+        """Give a keyless row its identity key; False if another row of its realm holds it."""
+        if self._by_key(key, self._tables.classes[class_id].realm_id) is not None:
             return False
         self._tables.classes[class_id].key = key
         return True
@@ -226,27 +232,37 @@ class FakeClassStore:
     def _unsynced(self, row: FakeClassRow) -> bool:
         return row.qb_id is None and row.id not in self._tables.jobs
 
-    def _find(self, item: ValidClass) -> FakeClassRow | Rejection | None:
-        by_key = self._by_key(item.key)
+    def _find(self, item: ValidClass, realm_id: str) -> FakeClassRow | Rejection | None:
+        by_key = self._by_key(item.key, realm_id)
         if not item.qb_id:
             return by_key
-        by_qb_id = next((r for r in self._tables.classes.values() if r.qb_id == item.qb_id), None)
+        by_qb_id = next(
+            (
+                r
+                for r in self._tables.classes.values()
+                if r.qb_id == item.qb_id and r.realm_id == realm_id
+            ),
+            None,
+        )
         if by_qb_id is None:
             return Rejection(ErrorCode.UNKNOWN_QB_ID, f"no Class with qb_id {item.qb_id!r}")
         if by_key is not None and by_key.id != by_qb_id.id:
             return Rejection(ErrorCode.QB_ID_CONFLICT, f"qb_id and {item.key!r} differ")
         return by_qb_id
 
-    def _by_key(self, key: str) -> FakeClassRow | None:
-        return next((r for r in self._tables.classes.values() if r.key == key), None)
+    def _by_key(self, key: str, realm_id: str) -> FakeClassRow | None:
+        return next(
+            (r for r in self._tables.classes.values() if r.key == key and r.realm_id == realm_id),
+            None,
+        )
 
     def _placeholder(self, path: tuple[str, ...], realm_id: str, now: datetime) -> None:
         key, depth = identity_key(path), len(path)
-        if self._by_key(key) is not None:
+        if self._by_key(key, realm_id) is not None:
             return
         full_name = join_path(path)
         row = FakeClassRow(self._database.new_id(), path[-1], key, full_name, True, False, None)
-        row.updated_at = now
+        row.updated_at, row.realm_id = now, realm_id
         self._tables.classes[row.id] = row
         self._tables.jobs[row.id] = FakeJobRow(row.id, realm_id, depth, next_attempt_at=now)
 

@@ -23,7 +23,13 @@ def _store(engine: Any, realm_id: str, key: str, qb_id: str, **job: Any) -> None
     with engine.begin() as conn:
         conn.execute(
             insert(QBClass).values(
-                id=class_id, name=key, full_name=key, full_name_key=key, qb_id=qb_id, **row
+                id=class_id,
+                name=key,
+                full_name=key,
+                full_name_key=key.casefold(),  # stored keys are case-folded
+                qb_id=qb_id,
+                realm_id=realm_id,
+                **row,
             )
         )
         values = {"status": "SYNCED", "synced_at": now, "attempts": 0, "generation": 1, **job}
@@ -73,15 +79,15 @@ def test_every_broken_job_column_and_qbo_disagreement_is_reported(
         engine.dispose()
     text = "\n".join(result.problems)
     for expected in (
-        "keeps a lease owner, e.g. ['Leased']",
-        "keeps a lease expiry, e.g. ['Leased']",
-        "still flagged outcome-unknown, e.g. ['Unknown']",
-        "keeps a last error, e.g. ['Errored']",
-        "has no syncedAt, e.g. ['NoTime']",
-        "attempts outside 0..40, e.g. ['Retried']",
-        "generation outside 1..1, e.g. ['Requeued']",
-        "row 'OldToken' has versionToken=7",
-        "row 'Inactive' has versionToken=0 isActive=False",
+        "keeps a lease owner, e.g. ['leased']",
+        "keeps a lease expiry, e.g. ['leased']",
+        "still flagged outcome-unknown, e.g. ['unknown']",
+        "keeps a last error, e.g. ['errored']",
+        "has no syncedAt, e.g. ['notime']",
+        "attempts outside 0..40, e.g. ['retried']",
+        "generation outside 1..1, e.g. ['requeued']",
+        "row 'oldtoken' has versionToken=7",  # rows are named by their case-folded key
+        "row 'inactive' has versionToken=0 isActive=False",
     ):
         assert expected in text, text
     assert len(result.problems) == 9

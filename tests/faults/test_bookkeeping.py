@@ -174,7 +174,7 @@ def test_a_lost_connection_while_reporting_answers_pending_instead_of_failing_th
     ingest = IngestService(
         lambda: _KillOnReadUnitOfWork(storage.session_factory),
         SettledBoard(),
-        lambda: None,
+        lambda _realm_id: None,
         realm_id="1",
         max_classes_per_request=10,
     )

@@ -317,7 +317,7 @@ def test_legacy_empty_qb_id_rows_do_not_block_new_classes(empty_database_url: st
                 "('6b1c0e1e-0000-4000-8000-000000000001','','Company','Company',now())"
             )
         )
-    upgrade(empty_database_url)
+    upgrade(empty_database_url, realm_id="realm-1")  # the realm _save uses
     results = _save(sf, [_valid("Company"), _valid("Other")])
     assert all(isinstance(r, StoredClass) for r in results)
     with sf() as session:
@@ -327,4 +327,31 @@ def test_legacy_empty_qb_id_rows_do_not_block_new_classes(empty_database_url: st
         )  # adopted, not duplicated
         assert rows["Company"].qb_id is None
         assert len(session.scalars(select(SyncJob)).all()) == 2
+    engine.dispose()
+
+
+def test_identity_is_per_realm(any_database_url: str) -> None:
+    """The same full name and the same QBO Id in two realms are two rows; each realm finds its own."""
+    engine, sf = _factory(any_database_url)
+    [first] = _save(sf, [_valid("Sales")], realm="realm-a")
+    [second] = _save(sf, [_valid("Sales")], realm="realm-b")
+    assert isinstance(first, StoredClass)
+    assert isinstance(second, StoredClass)
+    assert first.class_id != second.class_id
+    with sf() as session:
+        for class_id in (first.class_id, second.class_id):
+            session.get_one(QBClass, class_id).qb_id = "5000000000000000001"
+        session.commit()
+    # Linked by the same QBO Id in each realm: a rename through qb_id stays in its realm.
+    [renamed] = _save(sf, [_valid("Sales East", qb_id="5000000000000000001")], realm="realm-b")
+    assert isinstance(renamed, StoredClass)
+    assert renamed.class_id == second.class_id
+    with SqlAlchemyUnitOfWork(sf) as uow:  # the same QBO Id in another realm is no conflict
+        assert uow.jobs.qb_id_holder("5000000000000000001", other_than=first.class_id) is None
+    with sf() as session:
+        names = {r.realm_id: r.name for r in session.scalars(select(QBClass))}
+    assert names == {"realm-a": "Sales", "realm-b": "Sales East"}
+    [unknown] = _save(sf, [_valid("Other", qb_id="5000000000000000001")], realm="realm-c")
+    assert isinstance(unknown, Rejection)
+    assert unknown.code == "UNKNOWN_QB_ID"
     engine.dispose()

@@ -89,3 +89,26 @@ def test_invalid_grant_marks_the_realm_disconnected(database_url: str, fresh_san
     with make_session_factory(make_engine(database_url))() as session:
         row = session.scalars(select(QboRealm)).one()
         assert "classsync connect" in (row.status_message or "")
+
+
+def test_the_bootstrap_token_is_offered_to_its_own_realm_only(
+    database_url: str, fresh_sandbox: Any
+) -> None:
+    """QBO_REFRESH_TOKEN belongs to QBO_REALM_ID: another realm never refreshes with it."""
+    own = fresh_sandbox.admin.create_realm()
+    store = SqlAlchemyTokenStore(make_session_factory(make_engine(database_url)), TokenCipher())
+    factory = make_auth_client_factory(
+        DEV_CLIENT_ID, DEV_CLIENT_SECRET, REDIRECT_URI, fresh_sandbox.discovery_url, timeout_s=10
+    )
+    manager = TokenManager(
+        store,
+        factory,
+        bootstrap_refresh_token=own["refresh_token"],
+        bootstrap_realm_id=own["realm_id"],
+    )
+    with pytest.raises(QboDisconnected, match="not connected"):
+        manager.access_token("9130359999999999999")
+    assert manager.refresh_calls == 0
+    assert store.is_connected("9130359999999999999") is False
+    assert manager.access_token(own["realm_id"])
+    assert store.is_connected(own["realm_id"]) is True

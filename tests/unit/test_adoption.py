@@ -12,7 +12,10 @@ pytestmark = pytest.mark.unit
 
 
 def _row(db: FakeDatabase, row_id: str, name: str, key: str, full_name: str | None = None) -> None:
-    db.tables.classes[row_id] = FakeClassRow(row_id, name, key, full_name, True, False, "QBO")
+    # Node rows belong to the realm the migration gave them (QBO_REALM_ID).
+    db.tables.classes[row_id] = FakeClassRow(
+        row_id, name, key, full_name, True, False, "QBO", realm_id="9130"
+    )
 
 
 def _node_rows() -> FakeDatabase:
@@ -57,3 +60,10 @@ def test_adoption_is_idempotent_and_a_dry_run_writes_nothing() -> None:
     again = adopt_unsynced(db.uow, realm_id="9130", clock=FakeClock())
     assert again.queued == 0
     assert dict(db.tables.jobs) == jobs
+
+
+def test_only_the_named_realms_rows_are_adopted() -> None:
+    db = _node_rows()
+    report = adopt_unsynced(db.uow, realm_id="4620", clock=FakeClock())
+    assert (report.queued, report.keyed, report.skipped) == (0, 0, [])
+    assert db.tables.jobs == {}

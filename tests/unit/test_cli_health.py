@@ -2,7 +2,7 @@
 
 import pytest
 
-from classsync.cli import _loopback_address
+from classsync.send import _loopback_address
 
 pytestmark = pytest.mark.unit
 

@@ -14,6 +14,7 @@ from classsync.domain import (
     QboDisconnected,
     QboOutcomeUnknown,
     QboRejected,
+    QboRetryable,
     QboServerError,
     QboStaleSyncToken,
     QboThrottled,
@@ -214,11 +215,17 @@ def test_a_burst_of_503s_pauses_the_realm() -> None:
     ids = rig.save("A", "B", "C")
     rig.qbo.script("create", *[QboServerError("QBO answered 503", status=503)] * 3)
     rig.step(3)
-    assert [rig.job(i).attempts for i in ids] == [1, 1, 1]
-    # Each 503 paused the realm for its backoff (5-10 s): calls after the first one waited,
-    # and the next call waits too, instead of every worker hammering a struggling QBO.
-    assert sum(rig.clock.slept) >= 10
+    # The 503 paused the realm for its backoff (5-10 s): no worker claims its other jobs (none
+    # is parked in the limiter either), instead of every worker hammering a struggling QBO.
+    assert [rig.job(i).attempts for i in ids] == [1, 0, 0]
+    assert [rig.job(i).lease_owner for i in ids[1:]] == [None, None]
+    assert rig.clock.slept == []
     assert rig.wait_before_next_call() >= 5
+    # Once the pause is over, each further 503 pauses the realm again.
+    for expected in ([1, 1, 0], [1, 1, 1]):
+        rig.clock.advance(10)
+        rig.step()
+        assert [rig.job(i).attempts for i in ids] == expected
 
 
 def test_a_500_in_a_batch_pauses_the_realm() -> None:
@@ -236,7 +243,8 @@ def test_a_500_in_a_batch_pauses_the_realm() -> None:
 def test_a_child_waits_uncounted_while_its_parent_is_not_in_qbo() -> None:
     rig = make_rig()
     parent, child = rig.save("A", "A:B")
-    rig.qbo.script("create", QboServerError("503", status=503))  # the parent's first try
+    # The parent's first try times out (a 503 would pause the realm, and the child with it).
+    rig.qbo.script("create", QboRetryable("read timed out"))
     rig.step()
     now = rig.clock.now()
     rig.step()  # the child: its parent has no QBO Id yet

@@ -22,6 +22,10 @@ _CLASS = sa.table(
         for c in ("id", "qbId", "name", "fullName", "fullNameKey", "createdAt", "updatedAt")
     ),
 )
+# From 0007 on, every row belongs to a realm.
+_CLASS_IN_REALM = sa.table(
+    "QBClass", *(sa.column(c) for c in ("id", "name", "fullNameKey", "updatedAt", "realmId"))
+)
 _JOB = sa.table(
     "ClasssyncJob",
     *(
@@ -104,7 +108,7 @@ def test_keys_are_case_folded_and_a_collision_keeps_every_row(
         else f"sqlite:///{tmp_path}/keys.db"
     )
     ids = _seed(url)
-    upgrade(url)
+    upgrade(url, realm_id="9130")  # the Node service's company (QBO_REALM_ID)
     check(url)
     classes, jobs = _state(url)
     assert classes == {  # every row and value kept; one key per QBO class
@@ -134,14 +138,22 @@ def test_the_key_index_refuses_a_case_variant_on_every_database(migrated_url: st
         with engine.begin() as conn:
             for key in ("café", "cafe", "strasse"):  # distinct keys stay distinct everywhere
                 conn.execute(
-                    _CLASS.insert().values(
-                        id=str(uuid.uuid4()), name=key, fullNameKey=key, updatedAt=stamp
+                    _CLASS_IN_REALM.insert().values(
+                        id=str(uuid.uuid4()),
+                        name=key,
+                        fullNameKey=key,
+                        updatedAt=stamp,
+                        realmId="9130",
                     )
                 )
         with pytest.raises(IntegrityError), engine.begin() as conn:
             conn.execute(
-                _CLASS.insert().values(
-                    id=str(uuid.uuid4()), name="Café", fullNameKey="café", updatedAt=stamp
+                _CLASS_IN_REALM.insert().values(
+                    id=str(uuid.uuid4()),
+                    name="Café",
+                    fullNameKey="café",
+                    updatedAt=stamp,
+                    realmId="9130",
                 )
             )
     finally:
@@ -172,7 +184,7 @@ def test_a_mariadb_key_column_from_before_0006_becomes_exact_and_case_folded(
                         updatedAt=datetime(2026, 1, 1),
                     )
                 )
-            upgrade(url)
+            upgrade(url, realm_id="9130")
             check(url)
             with engine.connect() as conn:
                 assert conn.execute(sa.select(_CLASS.c.fullNameKey)).scalars().all() == ["sales"]

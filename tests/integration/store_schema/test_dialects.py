@@ -73,10 +73,11 @@ def test_node_rows_are_adopted(empty_url: str) -> None:
                 ],
             )
         engine.dispose()
-        upgrade(empty_url)
+        upgrade(empty_url, realm_id="9130")  # the Node service's company (QBO_REALM_ID)
         check(empty_url)
         with make_session_factory(engine)() as session:
             got = {c.id: (c.qb_id, c.full_name_key) for c in session.scalars(sa.select(QBClass))}
+            realms = set(session.scalars(sa.select(QBClass.realm_id)))
     finally:
         engine.dispose()
     # Keys are case-folded (0006); of rows naming one QBO class, the one linked to QBO keeps it.
@@ -89,6 +90,7 @@ def test_node_rows_are_adopted(empty_url: str) -> None:
         ids[5]: (None, None),
         ids[6]: ("12", "marketing"),
     }
+    assert realms == {"9130"}
 
 
 def test_orm_round_trip(migrated_url: str) -> None:
@@ -98,7 +100,7 @@ def test_orm_round_trip(migrated_url: str) -> None:
     try:
         before = utcnow()
         with sessions.begin() as session:
-            klass = QBClass(name="Sales", full_name_key="Sales", qb_id="42")
+            klass = QBClass(name="Sales", full_name_key="Sales", qb_id="42", realm_id="9130")
             session.add(klass)
             session.flush()
             session.add(SyncJob(class_id=klass.id, realm_id="9130"))
@@ -117,9 +119,12 @@ def test_orm_round_trip(migrated_url: str) -> None:
         assert "secret" not in repr(realm)
 
         with pytest.raises(IntegrityError), sessions.begin() as session:
-            session.add(QBClass(name="Other", qb_id="42"))
+            session.add(QBClass(name="Other", qb_id="42", realm_id="9130"))
         with pytest.raises(IntegrityError), sessions.begin() as session:
-            session.add(QBClass(name="Sales", full_name_key="Sales"))
+            session.add(QBClass(name="Sales", full_name_key="Sales", realm_id="9130"))
+        # Unique per realm: another company may have the same QBO Id and the same name.
+        with sessions.begin() as session:
+            session.add(QBClass(name="Sales", full_name_key="Sales", qb_id="42", realm_id="77"))
 
         with sessions.begin() as session:
             session.execute(sa.delete(QBClass).where(QBClass.id == klass.id))

@@ -23,7 +23,7 @@ def _execute(url: str, sql: str) -> None:
 def test_no_drift_after_upgrade(database_url: str) -> None:
     """Models and migrations agree (alembic check finds nothing to generate)."""
     check(database_url)
-    assert current(database_url) == head() == "0006_case_insensitive_identity"
+    assert current(database_url) == head() == "0007_realm_identity"
 
 
 def test_empty_database_has_no_revision(empty_database_url: str) -> None:
@@ -42,7 +42,7 @@ def test_database_behind_head_is_reported(empty_database_url: str) -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        'DROP INDEX "QBClass_fullNameKey_key"',
+        'DROP INDEX "QBClass_realmId_fullNameKey_key"',
         'ALTER TABLE "ClasssyncJob" ADD COLUMN "extra" TEXT',
         'ALTER TABLE "ClasssyncRealm" ALTER COLUMN "statusMessage" TYPE VARCHAR(10)',
     ],

@@ -33,7 +33,9 @@ def test_database_url_is_a_migrated_private_copy(
     assert current(database_url) == head()
     engine = make_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(sa.insert(QBClass).values(id=new_id(), name="Mine", updatedAt=utcnow()))
+        conn.execute(
+            sa.insert(QBClass).values(id=new_id(), name="Mine", realmId="1", updatedAt=utcnow())
+        )
     engine.dispose()
     assert _count_classes(database_url) == 1
     template = make_url(migrated_template).database

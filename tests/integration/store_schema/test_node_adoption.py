@@ -140,16 +140,21 @@ def node_form_url(node_database_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+# The Node service's company: QBO_REALM_ID, handed to the migrations by `classsync migrate`.
+NODE_REALM = "9130350000000000042"
+
+
 @pytest.fixture
 def adopted(node_database_url: str, node_form_url: str) -> str:
     """The Node database after `upgrade`, run with the Node-form URL."""
-    upgrade(node_form_url)
+    upgrade(node_form_url, realm_id=NODE_REALM)
     return node_database_url
 
 
 _SELECT_CLASSES = (
     'SELECT "id"::text AS id, "qbId", "name", "fullName", "isSubClass", "isActive", '
-    '"domainSource", "versionToken", "isSparse", "createdAt", "updatedAt", "fullNameKey" '
+    '"domainSource", "versionToken", "isSparse", "createdAt", "updatedAt", "fullNameKey", '
+    '"realmId" '
     'FROM "QBClass" ORDER BY "id"'
 )
 
@@ -158,13 +163,15 @@ def test_rows_are_kept_and_empty_qb_id_becomes_null(
     node_database_url: str, node_form_url: str
 ) -> None:
     """Every Node row survives with its values; only '' qbIds turn into NULL."""
-    before = _rows(node_database_url, _SELECT_CLASSES.replace(', "fullNameKey"', ""))
-    upgrade(node_form_url)
+    before = _rows(node_database_url, _SELECT_CLASSES.replace(', "fullNameKey", "realmId"', ""))
+    upgrade(node_form_url, realm_id=NODE_REALM)
     after = _rows(node_database_url, _SELECT_CLASSES)
     assert len(after) == len(_NODE_ROWS) == len(before)
     for old, new in zip(before, after, strict=True):
         expected = dict(old, qbId=None if old["qbId"] == "" else old["qbId"])
-        assert {k: v for k, v in new.items() if k != "fullNameKey"} == expected
+        assert {k: v for k, v in new.items() if k not in ("fullNameKey", "realmId")} == expected
+    # Every adopted row belongs to the company classsync was configured with.
+    assert {r["realmId"] for r in after} == {NODE_REALM}
     assert [r["qbId"] for r in after].count(None) == 2  # the '' row and the NULL row
 
 
@@ -195,12 +202,23 @@ def test_node_enum_and_other_tables_are_untouched(adopted: str) -> None:
 def test_adopted_schema_equals_a_fresh_one(adopted: str, postgres_server_url: str) -> None:
     """After adoption, our tables look exactly like those of a database we created ourselves."""
     with fresh_postgres_database(postgres_server_url) as fresh:
-        upgrade(fresh)
+        upgrade(fresh, realm_id=NODE_REALM)  # the same QBO_REALM_ID: the same column default
         expected = snapshot(fresh)
     got = snapshot(adopted)
     node_only = {"Invoice"}
     for part in ("columns", "constraints", "indexes"):
         assert [r for r in got[part] if r[0] not in node_only] == expected[part], part
+
+
+def test_adopting_rows_without_a_realm_fails_and_changes_nothing(
+    node_database_url: str, node_form_url: str
+) -> None:
+    """Rows with no sync job need QBO_REALM_ID to tell their company: no guess is made."""
+    before = snapshot(node_database_url)
+    with pytest.raises(RuntimeError, match="QBO_REALM_ID"):
+        upgrade(node_form_url)
+    assert current(node_database_url) is None  # one transaction: nothing of it stayed
+    assert snapshot(node_database_url) == before
 
 
 def test_upgrade_twice_is_a_no_op(adopted: str) -> None:
