@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from classsync.api.server import BuiltServer, build_server
 from classsync.api.servicer import ClassServiceServicer
+from classsync.api.webhooks import WebhookServer
 from classsync.config import Settings
 from classsync.qbo.endpoints import allow_plain_http_if_loopback
 from classsync.qbo.gateway import QuickbooksGateway
@@ -19,12 +20,17 @@ from classsync.qbo.oauth import make_auth_client_factory
 from classsync.qbo.token_manager import TokenManager
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.migrate import upgrade
+from classsync.store.remote_changes import SqlAlchemyRemoteUnitOfWork
 from classsync.store.replicas import ReplicaRegistry
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
 from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
 from classsync.sync.backoff import RetryPolicy
+from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
+from classsync.sync.pull import CdcPoller
+from classsync.sync.push import WebhookIntake, WebhookWorker
+from classsync.sync.remote_changes import RemoteChangeApplier
 from classsync.sync.replicas import ReplicaHeartbeat
 from classsync.sync.service import IngestService
 from classsync.sync.settled import SettledBoard
@@ -84,6 +90,70 @@ def build_token_manager(settings: Settings, storage: Storage) -> TokenManager:
 
 
 @dataclass
+class TwoWay:
+    """Changes made in QBO flowing back: the CDC poller, the webhook listener and its worker."""
+
+    conflicts: ConflictCounter
+    applier: RemoteChangeApplier
+    poller: CdcPoller | None
+    worker: WebhookWorker
+    webhooks: WebhookServer | None
+
+    def start(self, *, syncing: bool) -> None:
+        """Start the listener always (events are stored), the poller and worker when syncing."""
+        if self.webhooks is not None:
+            self.webhooks.start()
+        if syncing:
+            self.worker.start()
+            if self.poller is not None:
+                self.poller.start()
+
+    def stop(self, timeout: float) -> None:
+        """Stop listening first (Intuit delivers again later), then the background threads."""
+        if self.webhooks is not None:
+            self.webhooks.stop()
+        self.worker.stop(timeout)
+        if self.poller is not None:
+            self.poller.stop(timeout)
+
+
+def build_two_way(
+    settings: Settings, storage: Storage, gateway: QuickbooksGateway, limiter: RateLimiter
+) -> TwoWay:
+    """Wire the pull (CDC) and push (webhook) paths for the configured realm."""
+
+    def remote_uow() -> SqlAlchemyRemoteUnitOfWork:
+        return SqlAlchemyRemoteUnitOfWork(storage.session_factory)
+
+    def realms() -> list[str]:
+        return [settings.qbo_realm_id]
+
+    conflicts = ConflictCounter()
+    applier = RemoteChangeApplier(remote_uow, conflicts)
+    poller = None
+    if settings.qbo_cdc_interval_seconds > 0:
+        poller = CdcPoller(
+            gateway,
+            applier,
+            remote_uow,
+            limiter,
+            realms,
+            interval_seconds=settings.qbo_cdc_interval_seconds,
+        )
+    worker = WebhookWorker(gateway, applier, remote_uow, limiter, realms)
+    webhooks = None
+    token = settings.qbo_webhook_verifier_token
+    if settings.webhook_address is not None and token is not None:
+        intake = WebhookIntake(remote_uow, worker.wake)
+        webhooks = WebhookServer(
+            settings.webhook_address,
+            verifier_token=token.get_secret_value,
+            accept=intake.accept,
+        )
+    return TwoWay(conflicts, applier, poller, worker, webhooks)
+
+
+@dataclass
 class App:
     """Everything `classsync serve` runs, wired together."""
 
@@ -93,6 +163,7 @@ class App:
     ingest: IngestService
     server: BuiltServer
     heartbeat: ReplicaHeartbeat
+    two_way: TwoWay | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -105,6 +176,8 @@ class App:
         if self.settings.sync_enabled:
             self.heartbeat.start()
             self.engine.start()
+        if self.two_way is not None:
+            self.two_way.start(syncing=self.settings.sync_enabled)
         self.server.server.start()
         log.info("server_started", address=self.settings.grpc_address, port=self.port)
 
@@ -113,6 +186,8 @@ class App:
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
         self.server.set_serving(False)
         stopped = self.server.server.stop(grace)
+        if self.two_way is not None:
+            self.two_way.stop(timeout=grace)
         self.engine.stop(timeout=grace)
         if self.settings.sync_enabled:
             self.heartbeat.stop()
@@ -181,4 +256,5 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         interval=_HEARTBEAT_INTERVAL_S,
         clock=lambda: datetime.now(UTC).replace(tzinfo=None),
     )
-    return App(settings, storage, engine, ingest, server, heartbeat)
+    two_way = build_two_way(settings, storage, gateway, limiter)
+    return App(settings, storage, engine, ingest, server, heartbeat, two_way)

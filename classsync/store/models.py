@@ -116,6 +116,13 @@ class QBClass(Base):
     # Ours: the QBO-form path "A:B:C", the identity of a Class that has no qbId yet. A full
     # path is at most 5 levels of 100 characters plus separators (qbo-reference §1.1-1.2).
     full_name_key: Mapped[str | None] = mapped_column("fullNameKey", _text(512))
+    # What QBO held after our last write or the last change read from QBO: the base the conflict
+    # rule compares the caller's and QBO's values with (docs/architecture.md).
+    qbo_name: Mapped[str | None] = mapped_column("qboName", Text())
+    qbo_parent_id: Mapped[str | None] = mapped_column("qboParentId", Text())
+    qbo_active: Mapped[bool | None] = mapped_column("qboActive", Boolean())
+    # When a change made in QBO itself was last applied here; our next write to QBO clears it.
+    qbo_edited_at: Mapped[datetime | None] = mapped_column("qboEditedAt", _timestamp())
 
 
 class SyncJob(Base):
@@ -166,6 +173,42 @@ class SyncJob(Base):
     )
 
 
+class WebhookEvent(Base):
+    """The webhook inbox: one row per QBO event id, stored before the endpoint answers."""
+
+    __tablename__ = "ClasssyncWebhookEvent"
+    __table_args__ = (
+        Index("ClasssyncWebhookEvent_processedAt_receivedAt_idx", "processedAt", "receivedAt"),
+    )
+
+    event_id: Mapped[str] = mapped_column("eventId", _text(191), primary_key=True)
+    realm_id: Mapped[str] = mapped_column("realmId", Text())
+    entity_name: Mapped[str] = mapped_column("entityName", Text())
+    entity_id: Mapped[str] = mapped_column("entityId", Text())
+    operation: Mapped[str] = mapped_column("operation", Text())
+    occurred_at: Mapped[datetime | None] = mapped_column("occurredAt", _timestamp())
+    received_at: Mapped[datetime] = mapped_column(
+        "receivedAt", _timestamp(), default=utcnow, server_default=_CURRENT_TIMESTAMP
+    )
+    processed_at: Mapped[datetime | None] = mapped_column("processedAt", _timestamp())
+    attempts: Mapped[int] = mapped_column(
+        "attempts", Integer(), default=0, server_default=text("0")
+    )
+    last_error: Mapped[str | None] = mapped_column("lastError", Text())
+
+
+class CdcMark(Base):
+    """Per realm, the ``changedSince`` of the next CDC poll (QBO's time of the last answer)."""
+
+    __tablename__ = "ClasssyncCdcMark"
+
+    realm_id: Mapped[str] = mapped_column("realmId", _text(191), primary_key=True)
+    changed_since: Mapped[datetime] = mapped_column("changedSince", _timestamp())
+    updated_at: Mapped[datetime] = mapped_column(
+        "updatedAt", _timestamp(), default=utcnow, onupdate=utcnow
+    )
+
+
 class QboRealm(Base):
     """OAuth state of one QBO company (realm); token columns may hold Fernet ciphertext."""
 
@@ -211,10 +254,12 @@ class Replica(Base):
 __all__ = [
     "NAMING_CONVENTION",
     "Base",
+    "CdcMark",
     "QBClass",
     "QboRealm",
     "Replica",
     "SyncJob",
+    "WebhookEvent",
     "new_id",
     "utcnow",
 ]

@@ -241,3 +241,163 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """The current time."""
         ...
+
+
+# --- two-way sync: changes made in QBO flow back (docs/architecture.md, "Changes made in QBO") ---
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteClass:
+    """A Class as QBO holds it now, with QBO's LastUpdatedTime (naive UTC; None if not sent)."""
+
+    qbo: QboClass
+    last_updated: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    """One QBO answer: Classes (changed since a time, or one page of all), and QBO's ``time``."""
+
+    classes: list[RemoteClass]
+    answered_at: datetime  # naive UTC
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookNotice:
+    """One webhook event, as received and as kept in the inbox (ids only, no entity data)."""
+
+    event_id: str
+    realm_id: str
+    entity_name: str  # "Class", "Customer", ...
+    entity_id: str  # the QBO Id
+    operation: str  # "created", "updated", "deleted", ... (lower case)
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SideValues:
+    """The fields a change made in QBO can touch, on one side of the comparison."""
+
+    name: str
+    parent_id: str | None  # the parent's QBO Id; None at the top level
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LocalClass:
+    """A local Class as the conflict rule sees it."""
+
+    class_id: str
+    qb_id: str | None
+    key: str  # fully-qualified name, QBO form
+    current: SideValues  # what the row holds (possibly a caller's change not synced yet)
+    base: SideValues | None  # what QBO held at our last sync; None when not known
+    version_token: int  # QBO's SyncToken as last stored
+    job_status: str | None  # None: the row has no job
+    qbo_edited_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteApply:
+    """What to write locally for one Class QBO reported (decided by ``sync.conflicts``)."""
+
+    realm_id: str
+    remote: QboClass
+    local: LocalClass | None  # None: QBO created it, a new row (with a SYNCED job) is added
+    values: SideValues  # the row's new current values
+    key: str  # the row's new fully-qualified name
+    settled: bool  # True: nothing of the caller's is left to push, the job can be SYNCED
+    edited_in_qbo: bool  # True: QBO's values differ from the base (not our own write echoed)
+
+
+class RemoteChangeStore(Protocol):
+    """Local rows as changes read from QBO see them, and the per-realm CDC mark."""
+
+    def local_classes(
+        self, realm_id: str, qb_ids: Sequence[str], keys: Sequence[str]
+    ) -> tuple[dict[str, LocalClass], dict[str, LocalClass]]:
+        """Rows linked to ``qb_ids`` (by QBO Id) and rows at ``keys`` (by full name)."""
+        ...
+
+    def apply(self, change: RemoteApply, now: datetime) -> bool:
+        """Write one decided change (descendants' full names follow); False if it could not be."""
+        ...
+
+    def cdc_mark(self, realm_id: str) -> datetime | None:
+        """The realm's next ``changedSince``; None when it was never polled."""
+        ...
+
+    def set_cdc_mark(self, realm_id: str, changed_since: datetime, now: datetime) -> None:
+        """Move the realm's mark (in the transaction that applies what it covers)."""
+        ...
+
+
+class WebhookInbox(Protocol):
+    """Webhook events stored before the endpoint answers, processed afterwards."""
+
+    def add(self, notices: Sequence[WebhookNotice], now: datetime) -> int:
+        """Store the events not stored yet (by event id); how many were new."""
+        ...
+
+    def due(self, limit: int, now: datetime) -> list[WebhookNotice]:
+        """Unprocessed events, oldest first, whose next attempt time has come."""
+        ...
+
+    def mark_processed(self, event_ids: Sequence[str], now: datetime) -> None:
+        """The events were applied (or need nothing)."""
+        ...
+
+    def mark_failed(self, event_ids: Sequence[str], error: str, now: datetime) -> None:
+        """The events could not be applied now; count an attempt, keep them for later."""
+        ...
+
+
+class RemoteUnitOfWork(Protocol):
+    """One transaction over the remote-change store and the webhook inbox."""
+
+    @property
+    def changes(self) -> RemoteChangeStore:
+        """Local rows and CDC marks, in this transaction."""
+        ...
+
+    @property
+    def inbox(self) -> WebhookInbox:
+        """The webhook inbox, in this transaction."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None:
+        """Make the work durable."""
+        ...
+
+
+class QboChangeFeed(Protocol):
+    """What reading changes back from QBO needs; raises only domain ``QboError``s."""
+
+    def list_changed(self, realm_id: str, changed_since: datetime) -> ChangePage:
+        """CDC: Classes changed at or after ``changed_since`` (oldest first, capped by QBO)."""
+        ...
+
+    def query_page(self, realm_id: str, start_position: int, max_results: int) -> ChangePage:
+        """One page of every Class, active and inactive, in Id order (a full re-read)."""
+        ...
+
+    def read(self, realm_id: str, qbo_id: str) -> QboClass:
+        """Read one Class by Id."""
+        ...
+
+
+class ConflictRecorder(Protocol):
+    """Counts conflicts between a caller's change and one made in QBO (exported as a metric)."""
+
+    def record(self, realm_id: str, winner: str, field: str) -> None:
+        """One field decided: ``winner`` is ``qbo`` or ``caller``."""
+        ...
