@@ -75,17 +75,22 @@ def webhook_service(service_factory: Callable[..., Service], box: Any, **overrid
     }
     options.update(overrides)
     service = service_factory(sandbox_=box, realm_=realm, **options)
-    assert service.app.two_way is not None and service.app.two_way.webhooks is not None
-    port = service.app.two_way.webhooks.port
+    port = webhook_port(service)
     box.admin.update_config(
         webhook_url=f"http://127.0.0.1:{port}/webhooks/qbo", webhook_verifier_token=VERIFIER
     )
     return service
 
 
+def webhook_port(service: Service) -> int:
+    two_way = service.app.two_way
+    assert two_way is not None
+    assert two_way.webhooks is not None
+    return two_way.webhooks.port
+
+
 def post_webhook(service: Service, body: bytes, signature: str | None) -> int:
-    assert service.app.two_way is not None and service.app.two_way.webhooks is not None
-    url = f"http://127.0.0.1:{service.app.two_way.webhooks.port}/webhooks/qbo"
+    url = f"http://127.0.0.1:{webhook_port(service)}/webhooks/qbo"
     headers = {"Content-Type": "application/json"}
     if signature is not None:
         headers["intuit-signature"] = signature
