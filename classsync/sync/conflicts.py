@@ -83,9 +83,10 @@ def decide(
         ours = getattr(local.current, field)
         qbo = getattr(theirs, field)
         changed_in_qbo = base is None or getattr(base, field) != qbo
+        changed_by_caller = base is None or getattr(base, field) != ours
         if changed_in_qbo:
             merged[field] = qbo
-            if ours != qbo:
+            if changed_by_caller and ours != qbo:
                 conflicts.append(FieldConflict(field, ours, qbo))
         else:
             merged[field] = ours
