@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -18,20 +17,23 @@ from classsync.qbo.endpoints import allow_plain_http_if_loopback
 from classsync.qbo.gateway import QuickbooksGateway
 from classsync.qbo.oauth import make_auth_client_factory
 from classsync.qbo.token_manager import TokenManager
+from classsync.store.class_reads import SqlAlchemyClassReader
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.migrate import upgrade
 from classsync.store.remote_changes import SqlAlchemyRemoteUnitOfWork
 from classsync.store.replicas import ReplicaRegistry
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
 from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
-from classsync.sync.backoff import RetryPolicy
+from classsync.sync.clock import SystemClock
 from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.pull import CdcPoller
 from classsync.sync.push import WebhookIntake, WebhookWorker
+from classsync.sync.reads import ClassReadService
 from classsync.sync.remote_changes import RemoteChangeApplier
 from classsync.sync.replicas import ReplicaHeartbeat
+from classsync.sync.retry_policy import RetryPolicy
 from classsync.sync.service import IngestService
 from classsync.sync.settled import SettledBoard
 
@@ -164,7 +166,6 @@ class App:
     server: BuiltServer
     heartbeat: ReplicaHeartbeat
     two_way: TwoWay | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
@@ -196,50 +197,66 @@ class App:
         log.info("server_stopped")
 
 
-def build_app(settings: Settings, *, migrate: bool = True) -> App:
-    """Wire the whole service from ``settings`` (nothing is started)."""
-    storage = build_storage(settings, migrate=migrate)
-    tokens = build_token_manager(settings, storage)
-    gateway = QuickbooksGateway(
-        tokens,
+def build_gateway(settings: Settings, storage: Storage) -> QuickbooksGateway:
+    """The QBO adapter (shared by the sync engine and the two-way paths)."""
+    return QuickbooksGateway(
+        build_token_manager(settings, storage),
         api_base_url=settings.api_base_url,
         environment=settings.intuit_environment,
         client_id=settings.qbo_client_id,
         minor_version=settings.qbo_minor_version,
         timeout_s=settings.qbo_timeout_seconds,
     )
-    limiter = RateLimiter(
-        max_in_flight=settings.qbo_max_in_flight,
-        per_minute=settings.qbo_requests_per_minute,
-        window_seconds=settings.qbo_rate_window_seconds,
-    )
+
+
+def build_engine(
+    settings: Settings, storage: Storage, gateway: QuickbooksGateway, limiter: RateLimiter
+) -> SyncEngine:
+    """The sync engine and its retry policy."""
     policy = RetryPolicy(
         base_seconds=settings.sync_backoff_base_seconds,
         max_seconds=settings.sync_backoff_max_seconds,
         throttle_seconds=settings.sync_throttle_seconds,
         max_attempts=settings.sync_max_attempts,
+        stale_retries=settings.sync_stale_retries,
     )
-    board = SettledBoard()
-    engine = SyncEngine(
+    return SyncEngine(
         storage.uow,
         gateway,
         limiter,
         policy,
-        board,
+        SettledBoard(),
         workers=settings.sync_workers,
         lease_seconds=settings.sync_lease_seconds,
         poll_seconds=settings.sync_poll_seconds,
-        stale_retries=settings.sync_stale_retries,
         batch_size=settings.qbo_batch_size if settings.qbo_use_batch else 1,
     )
+
+
+def build_app(settings: Settings, *, migrate: bool = True) -> App:
+    """Wire the whole service from ``settings`` (nothing is started)."""
+    storage = build_storage(settings, migrate=migrate)
+    limiter = RateLimiter(
+        max_in_flight=settings.qbo_max_in_flight,
+        per_minute=settings.qbo_requests_per_minute,
+        window_seconds=settings.qbo_rate_window_seconds,
+    )
+    gateway = build_gateway(settings, storage)
+    engine = build_engine(settings, storage, gateway, limiter)
     ingest = IngestService(
         storage.uow,
-        board,
+        engine.board,
         engine.wake,
         realm_id=settings.qbo_realm_id,
         max_classes_per_request=settings.max_classes_per_request,
     )
-    servicer = ClassServiceServicer(ingest, wait_seconds=settings.response_wait_seconds)
+    reads = ClassReadService(SqlAlchemyClassReader(storage.session_factory), engine.board)
+    servicer = ClassServiceServicer(
+        ingest,
+        reads,
+        wait_seconds=settings.response_wait_seconds,
+        default_realm_id=settings.qbo_realm_id,
+    )
     server = build_server(
         servicer,
         address=settings.grpc_address,
@@ -252,9 +269,9 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
     heartbeat = ReplicaHeartbeat(
         ReplicaRegistry(storage.session_factory, ttl=timedelta(seconds=_HEARTBEAT_TTL_S)),
         limiter,
-        engine.owner,
+        engine.process_owner,
         interval=_HEARTBEAT_INTERVAL_S,
-        clock=lambda: datetime.now(UTC).replace(tzinfo=None),
+        clock=SystemClock().now,
     )
     two_way = build_two_way(settings, storage, gateway, limiter)
     return App(settings, storage, engine, ingest, server, heartbeat, two_way)

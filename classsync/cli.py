@@ -7,7 +7,6 @@ import json
 import signal
 import sys
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +157,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Counts by status, the oldest pending age and the realm connection (never tokens)."""
     from classsync.bootstrap import build_storage
+    from classsync.sync.clock import SystemClock
 
     settings = _settings()
     storage = build_storage(settings, migrate=False)
@@ -167,7 +167,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     connection = storage.token_store.status(settings.qbo_realm_id)
     age = None
     if oldest is not None:
-        age = round((datetime.now(UTC).replace(tzinfo=None) - oldest).total_seconds(), 1)
+        age = round((SystemClock().now() - oldest).total_seconds(), 1)
     report = {
         "jobs": {k: counts.get(k, 0) for k in ("PENDING", "IN_PROGRESS", "SYNCED", "FAILED")},
         "oldest_pending_age_seconds": age,
@@ -184,6 +184,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     """Requeue FAILED jobs (all, or the given Class ids)."""
     from classsync.bootstrap import build_storage
+    from classsync.sync.clock import SystemClock
 
     settings = _settings()
     storage = build_storage(settings, migrate=False)
@@ -191,7 +192,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
         count = uow.jobs.requeue(
             failed_only=args.failed or not args.id,
             class_ids=args.id or [],
-            now=datetime.now(UTC).replace(tzinfo=None),
+            now=SystemClock().now(),
         )
         uow.commit()
     print(f"requeued {count} job(s)")

@@ -1,4 +1,4 @@
-"""ClassService servicer: turns the bidi stream into IngestService calls and back."""
+"""ClassService servicer: turns the calls into IngestService / ClassReadService calls and back."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import structlog
 from classsync.api import convert
 from classsync.api._generated import class_service_pb2 as pb
 from classsync.api._generated import class_service_pb2_grpc as pb_grpc
+from classsync.api.realm import call_realm
 from classsync.domain import ClassOutcome
+from classsync.sync.reads import ClassReadService
 from classsync.sync.service import Accepted, IngestService
 
 log = structlog.get_logger(__name__)
@@ -28,11 +30,23 @@ _ANSWER_CHUNK = 1000
 
 
 class ClassServiceServicer(pb_grpc.ClassServiceServicer):
-    """CreateClass: store every Class durably, wait for QBO, answer Node-compatibly."""
+    """CreateClass: store every Class durably, wait for QBO, answer Node-compatibly.
 
-    def __init__(self, ingest: IngestService, *, wait_seconds: float) -> None:
+    GetClasses / WatchClasses: read the Classes' states in the call's realm (never calls QBO).
+    """
+
+    def __init__(
+        self,
+        ingest: IngestService,
+        reads: ClassReadService,
+        *,
+        wait_seconds: float,
+        default_realm_id: str,
+    ) -> None:
         self._ingest = ingest
+        self._reads = reads
         self._wait_seconds = wait_seconds
+        self._default_realm_id = default_realm_id
 
     def CreateClass(  # noqa: N802 - the proto's method name
         self, request_iterator: Iterator[pb.ClassRequest], context: grpc.ServicerContext
@@ -63,6 +77,28 @@ class ClassServiceServicer(pb_grpc.ClassServiceServicer):
                 answered.extend(refused)
         if not per_request:
             yield convert.class_response(self._answer_stream(answered, pending, context, wait_cap))
+
+    def GetClasses(  # noqa: N802 - the proto's method name
+        self, request: pb.GetClassesRequest, context: grpc.ServicerContext
+    ) -> pb.ClassResponse:
+        """The current state of each Class asked for."""
+        realm_id = call_realm(context, self._default_realm_id)
+        outcomes = self._reads.get(realm_id, convert.class_lookup(request))
+        return convert.read_response(outcomes)
+
+    def WatchClasses(  # noqa: N802 - the proto's method name
+        self, request: pb.GetClassesRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.ClassResult]:
+        """The current state of each Class asked for, then each one as it settles."""
+        realm_id = call_realm(context, self._default_realm_id)
+        news = self._reads.watch(
+            realm_id,
+            convert.class_lookup(request),
+            is_active=context.is_active,
+            time_remaining=context.time_remaining,
+        )
+        for outcome in news:
+            yield convert.class_result(outcome)
 
     def _answer_stream(
         self,

@@ -186,6 +186,10 @@ async def _guarded(
     # In flight from here on: injected latency counts against max_in_flight.
     state.limiter.enter(realm_id)
     try:
+        # Like QBO, work on a request once it has fully arrived: a caller that dies or times
+        # out while the request is being worked on does not undo it (its outcome is unknown to
+        # the caller). aiohttp keeps the body, so the endpoint's own read() gets it again.
+        await request.read()
         if targeted and (config.latency_ms > 0 or config.latency_jitter_ms > 0):
             state.counters.injected["latency"] += 1
             await asyncio.sleep(_latency_seconds(state))

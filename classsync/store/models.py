@@ -114,7 +114,7 @@ class QBClass(Base):
         "updatedAt", _timestamp(), default=utcnow, onupdate=utcnow
     )
     # Ours: the QBO-form path "A:B:C", the identity of a Class that has no qbId yet. A full
-    # path is at most 5 levels of 100 characters plus separators (qbo-reference §1.1-1.2).
+    # path is at most 5 levels of 100 characters plus separators (docs/qbo.md, "The Class entity").
     full_name_key: Mapped[str | None] = mapped_column("fullNameKey", _text(512))
     # What QBO held after our last write or the last change read from QBO: the base the conflict
     # rule compares the caller's and QBO's values with (docs/architecture.md).

@@ -103,7 +103,7 @@ def _to_tokens(row: QboRealm, cipher: TokenCipher) -> RealmTokens | None:
 
 
 class SqlAlchemyTokenStore:
-    """TokenStore (classsync.qbo.tokens) on the database, shared by every replica."""
+    """TokenStore (classsync.qbo.token_storage) on the database, shared by every replica."""
 
     def __init__(self, session_factory: sessionmaker[Session], cipher: TokenCipher) -> None:
         self._session_factory = session_factory
@@ -126,7 +126,7 @@ class SqlAlchemyTokenStore:
         """Hold the realm's row lock (SELECT … FOR UPDATE) until the block ends, then commit.
 
         The commit happens before control returns to the caller, so a rotated refresh token is
-        durable before the new access token is used (qbo-reference §5.1, §8 items 1 and 5).
+        durable before the new access token is used (docs/qbo.md, "OAuth tokens").
         """
         self._ensure_row(realm_id)
         with self._session_factory() as session, session.begin():

@@ -5,9 +5,12 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from classsync.store.repositories import ClassRepository, JobQueue
+from classsync.store.class_rows import ClassRepository
+from classsync.store.job_queue import JobQueue
+from classsync.sync.ports import StoreConflict, StoreUnavailable
 
 
 class SqlAlchemyUnitOfWork:
@@ -29,9 +32,17 @@ class SqlAlchemyUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            self._session.rollback()
-        finally:
-            self._session.close()
+            try:
+                self._session.rollback()
+            finally:
+                self._session.close()
+        except (IntegrityError, OperationalError) as cleanup_error:
+            exc = exc or cleanup_error  # an error raised in the block is the one to report
+        # The sync layer sees store-neutral errors (it never imports SQLAlchemy).
+        if isinstance(exc, IntegrityError):
+            raise StoreConflict(str(exc.orig)) from exc
+        if isinstance(exc, OperationalError):
+            raise StoreUnavailable(str(exc.orig)) from exc
 
     def commit(self) -> None:
         """Make the work durable."""

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-# QBO's published limits (qbo-reference.md §4): 10 in flight and 500 requests per minute per realm.
+# QBO's published limits: 10 in flight and 500 requests per minute per realm, and 40 batch
+# requests per minute per realm and app; docs/qbo.md, "Limits and throttling".
 # Pacing spreads calls evenly (one every 60/rpm s) inside a sliding one-minute window, so a busy
-# realm runs at the ceiling without ever tripping it; a 429 pauses the whole realm.
-# Batch requests also count against QBO's 40 batch requests per minute per realm and app (§4):
-# that is 40 per 500 requests, a ratio kept when the request ceiling is configured otherwise.
+# realm runs at the ceiling without ever tripping it; a 429 or a 5xx pauses the whole realm.
+# Batches are paced at 40 per 500 requests, a ratio kept when the request ceiling is configured
+# otherwise.
 _BATCH_PER_REQUEST = 40 / 500
 
 
@@ -56,7 +58,11 @@ class _RealmGate:
             self.batch_per_window = _per_window(self.batch_per_minute, self.window_s)
 
     def try_reserve_batch(self, max_wait: float) -> float | None:
-        """Book a batch start only if it is at most ``max_wait`` away; None leaves nothing booked."""
+        """Book a batch start only if it is at most ``max_wait`` away; None leaves nothing booked.
+
+        Called before a request slot is taken, so a batch waiting for its budget never holds a
+        slot that single calls could use.
+        """
         with self.lock:
             now = self.clock()
             while self.batch_window and self.batch_window[0] <= now - self.window_s:
@@ -68,23 +74,6 @@ class _RealmGate:
                 start = max(start, self.batch_window[-self.batch_per_window] + self.window_s)
             if start - now > max_wait:
                 return None
-            self.batch_window.append(start)
-            self.next_batch = start + 60.0 / self.batch_per_minute
-            return start - now
-
-    def reserve_batch(self) -> float:
-        """Book a batch start within the batch budget; returns how long to wait for it.
-
-        Called before a request slot is taken, so a batch waiting for its budget never holds
-        a slot that single calls could use.
-        """
-        with self.lock:
-            now = self.clock()
-            while self.batch_window and self.batch_window[0] <= now - self.window_s:
-                self.batch_window.popleft()
-            start = max(now, self.next_batch)
-            if len(self.batch_window) >= self.batch_per_window:
-                start = max(start, self.batch_window[-self.batch_per_window] + self.window_s)
             self.batch_window.append(start)
             self.next_batch = start + 60.0 / self.batch_per_minute
             return start - now
@@ -155,8 +144,8 @@ class RateLimiter:
     def set_replicas(self, count: int) -> None:
         """``count`` live processes share each realm's QBO limits: take 1/count of them.
 
-        QBO counts per realm across every client (qbo-reference.md §4), so N replicas each
-        pacing at the full rate would together exceed it.
+        QBO counts per realm across every client, so N replicas each pacing at the full rate
+        would together exceed it; docs/qbo.md, "Limits and throttling".
         """
         with self._lock:
             self._replicas = max(1, count)
@@ -176,7 +165,9 @@ class RateLimiter:
         ``batch=True`` for a ``/batch`` request: it is paced by the batch budget as well.
         """
         gate = self._gate(realm_id)
-        return self._slot(gate, gate.reserve_batch() if batch else 0.0)
+        # With no limit on the wait, a batch start is always booked (never None).
+        budget_wait = gate.try_reserve_batch(max_wait=math.inf) if batch else 0.0
+        return self._slot(gate, budget_wait or 0.0)
 
     @contextmanager
     def _slot(self, gate: _RealmGate, budget_wait: float) -> Iterator[None]:
@@ -201,8 +192,8 @@ class RateLimiter:
         """A slot for one ``/batch`` request if the batch budget has one within ``max_wait`` s.
 
         None when the batch budget is spent for now: the caller sends single requests instead,
-        which QBO meters only against the general budget (qbo-reference.md §4), so a busy realm
-        mixes both rather than idling behind the 40-batches-a-minute limit.
+        which QBO meters only against the general budget, so a busy realm mixes both rather than
+        idling behind the 40-batches-a-minute limit; docs/qbo.md, "Limits and throttling".
         """
         gate = self._gate(realm_id)
         wait = gate.try_reserve_batch(max_wait)
@@ -215,10 +206,6 @@ class RateLimiter:
         gate = self._gate(realm_id)
         with gate.lock:
             gate.paused_until = max(gate.paused_until, self._clock() + seconds)
-
-    def paused_for(self, realm_id: str) -> float:
-        """Seconds left in the realm's pause (0 when not paused)."""
-        return max(0.0, self._gate(realm_id).paused_until - self._clock())
 
 
 def _per_window(per_minute: int, window_s: float) -> int:

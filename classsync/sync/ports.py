@@ -91,6 +91,18 @@ class JobState:
     error_message: str | None
 
 
+class StoreError(Exception):
+    """The store could not do the work; the unit of work was rolled back."""
+
+
+class StoreConflict(StoreError):
+    """A concurrent writer won a race (a unique key taken meanwhile): running the work again may pass."""
+
+
+class StoreUnavailable(StoreError):
+    """The database failed transiently (connection lost, restart, deadlock victim): retry later."""
+
+
 class ClassStore(Protocol):
     """QBClass rows: stored by identity (qb_id, else fully-qualified name)."""
 
@@ -172,7 +184,7 @@ class JobStore(Protocol):
         ...
 
     def oldest_pending(self) -> datetime | None:
-        """When the oldest job not yet synced last changed."""
+        """When the oldest Class not yet synced was accepted."""
         ...
 
     def requeue(self, *, failed_only: bool, class_ids: Sequence[str], now: datetime) -> int:
@@ -181,7 +193,10 @@ class JobStore(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One transaction with the stores bound to it. Leaving without ``commit()`` rolls back."""
+    """One transaction with the stores bound to it. Leaving without ``commit()`` rolls back.
+
+    Storage failures inside the block leave it as ``StoreConflict`` or ``StoreUnavailable``.
+    """
 
     @property
     def classes(self) -> ClassStore:
@@ -235,8 +250,38 @@ class QboGateway(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ClassView:
+    """One Class as the read API reports it: the row, its QBO link and its sync job."""
+
+    class_id: str
+    name: str
+    full_name: str | None  # as the caller wrote it
+    key: str | None  # QBO-form "A:B:C", the identity of a Class without a qb_id
+    qb_id: str | None
+    version_token: int
+    status: str  # a JobStatus value
+    generation: int
+    error_code: str | None
+    error_message: str | None
+
+
+class ClassReader(Protocol):
+    """Read-only lookups of a realm's Classes, outside any unit of work."""
+
+    def find(
+        self,
+        realm_id: str,
+        ids: Sequence[str],
+        qb_ids: Sequence[str],
+        full_name_keys: Sequence[str],
+    ) -> list[ClassView]:
+        """The realm's Classes whose id, QBO Id or QBO-form full name is listed; each once."""
+        ...
+
+
 class Clock(Protocol):
-    """Wall-clock time for stamps and due times (UTC, timezone-aware)."""
+    """Wall-clock time for stamps and due times: UTC, naive (as the store's columns hold it)."""
 
     def now(self) -> datetime:
         """The current time."""

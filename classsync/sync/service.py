@@ -5,10 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from classsync.domain import (
     ClassInput,
@@ -20,7 +18,15 @@ from classsync.domain import (
     ValidClass,
     validate,
 )
-from classsync.sync.ports import JobState, StoredClass, UnitOfWork
+from classsync.sync.clock import SystemClock
+from classsync.sync.ports import (
+    Clock,
+    JobState,
+    StoreConflict,
+    StoredClass,
+    StoreUnavailable,
+    UnitOfWork,
+)
 from classsync.sync.settled import SettledBoard
 
 log = structlog.get_logger(__name__)
@@ -54,8 +60,10 @@ class IngestService:
         *,
         realm_id: str,
         max_classes_per_request: int,
+        clock: Clock | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._clock = clock or SystemClock()
         self._board = board
         self._wake_engine = wake_engine
         self._realm_id = realm_id
@@ -78,7 +86,7 @@ class IngestService:
                     stream_index=-1,
                     request_index=-1,
                     status=SyncStatus.INVALID,
-                    error_code="EMPTY_REQUEST",
+                    error_code=ErrorCode.EMPTY_REQUEST.value,
                     error_message=f"ClassRequest #{request_number} carries no Classes",
                 )
             ]
@@ -117,15 +125,14 @@ class IngestService:
             self._wake_engine()
         return results
 
-    def _store(self, valid: list) -> list[StoredClass | Rejection]:  # type: ignore[type-arg]
+    def _store(self, valid: list[ValidClass]) -> list[StoredClass | Rejection]:
         for attempt in range(1, _STORE_ATTEMPTS + 1):
             try:
                 with self._uow_factory() as uow:
-                    now = datetime.now(UTC).replace(tzinfo=None)
-                    stored = uow.classes.save_batch(valid, self._realm_id, now)
+                    stored = uow.classes.save_batch(valid, self._realm_id, self._clock.now())
                     uow.commit()
                     return stored
-            except (IntegrityError, OperationalError) as error:
+            except (StoreConflict, StoreUnavailable) as error:
                 # Unique-index race with a concurrent stream, or a deadlock/serialisation retry.
                 if attempt == _STORE_ATTEMPTS:
                     raise
@@ -183,7 +190,7 @@ class IngestService:
             try:
                 with self._uow_factory() as uow:
                     return uow.jobs.states(sorted(class_ids))
-            except OperationalError:
+            except StoreUnavailable:
                 log.warning("sync_state_lookup_failed", attempt=attempt, exc_info=True)
         return {}
 

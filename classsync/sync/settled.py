@@ -50,8 +50,3 @@ class SettledBoard:
             entry[1].clear()
             entry[0].difference_update(found)
             return found
-
-    def wake_all(self) -> None:
-        """Wake every waiter (shutdown)."""
-        with self._condition:
-            self._condition.notify_all()

@@ -15,6 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from classsync.api.convert import FAILURE_MESSAGE, SUCCESS_MESSAGE
 from tests.e2e.conftest import Service, klass
+from tests.fixtures.requirements import require_or_skip
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -266,19 +268,14 @@ class TestOperations:
         call = svc.stub.CreateClass(
             iter([pb.ClassRequest(classes=[pb.Class(**klass("Cancelled"))])]), timeout=30
         )
-        import time
-
-        deadline = time.monotonic() + 10
-        while not svc.rows() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: bool(svc.rows()), timeout=10, what="the Class to be stored")
         call.cancel()
         fresh_sandbox.admin.clear_faults()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if [c["Name"] for c in svc.qbo_classes()] == ["Cancelled"]:
-                break
-            time.sleep(0.1)
-        assert [c["Name"] for c in svc.qbo_classes()] == ["Cancelled"]
+        wait_for(
+            lambda: [c["Name"] for c in svc.qbo_classes()] == ["Cancelled"],
+            timeout=15,
+            what="the cancelled call's Class in QBO",
+        )
 
     def test_deadline_shorter_than_sync_answers_pending_in_time(
         self, service_factory: Any, fresh_sandbox: Any
@@ -291,10 +288,11 @@ class TestOperations:
         assert reply.message == FAILURE_MESSAGE
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_a_caller_built_from_the_unchanged_seed_proto_works(
     service: Service, tmp_path: Path
 ) -> None:
+    if shutil.which("node") is None:
+        require_or_skip("node", "install Node.js and run `make node-deps`")
     seed = ROOT / "tests" / "node" / "seed" / "class_service.proto"
     assert "package" not in seed.read_text()
     payload = tmp_path / "payload.json"

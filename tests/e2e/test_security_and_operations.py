@@ -28,6 +28,7 @@ from classsync.store.models import QboRealm
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
 from tests.e2e.conftest import Service, klass
 from tests.e2e.processes import ServerProcess, run_cli, server_env
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -170,6 +171,10 @@ def test_secrets_never_reach_logs_errors_or_status(database_url: str, fresh_sand
         assert secret not in output
 
 
+def _in_flight(box: Any, realm_id: str) -> int:
+    return int(box.admin.counters()["realms"].get(realm_id, {}).get("in_flight", 0))
+
+
 @pytest.mark.slow
 def test_sigterm_lets_the_call_in_flight_finish_then_exits_zero(
     database_url: str, fresh_sandbox: Any
@@ -187,7 +192,13 @@ def test_sigterm_lets_the_call_in_flight_finish_then_exits_zero(
                 )
             )
             caller.start()
-            time.sleep(0.4)  # the call is stored and its QBO create is in flight
+            # SIGTERM once the call is stored and its QBO create is in flight.
+            wait_for(
+                lambda: _in_flight(fresh_sandbox, realm["realm_id"]) > 0,
+                timeout=15,
+                what="the QBO create to be in flight",
+                interval=0.02,
+            )
             server.process.send_signal(signal.SIGTERM)
             caller.join(30)
             assert server.process.wait(30) == 0
@@ -213,9 +224,11 @@ def test_status_and_retry_commands(
     retried = run_cli(env, "retry", "--failed")
     assert "requeued 1 job" in retried.stdout
     svc.app.engine.wake()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and not fresh_sandbox.admin.classes(realm["realm_id"]):
-        time.sleep(0.1)
+    wait_for(
+        lambda: bool(fresh_sandbox.admin.classes(realm["realm_id"])),
+        timeout=15,
+        what="the retried Class in QBO",
+    )
     assert [c["Name"] for c in fresh_sandbox.admin.classes(realm["realm_id"])] == ["WillFail"]
 
 

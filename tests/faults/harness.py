@@ -21,6 +21,9 @@ from classsync.api._generated import class_service_pb2_grpc as pb_grpc
 from classsync.domain import SyncStatus
 from classsync.store.models import QBClass, SyncJob
 from tests.e2e.conftest import klass
+from tests.support.waiting import wait_for
+
+__all__ = ["wait_for"]  # re-exported: the fault tests import every helper from here
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES_FILE = ROOT / "fault-figures.json"
@@ -130,16 +133,6 @@ def wait_until_settled(engine: Engine, *, expected_rows: int, timeout: float) ->
     raise AssertionError(msg)
 
 
-def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str) -> float:
-    """Poll ``predicate`` every 50 ms until true; seconds waited (AssertionError on timeout)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 # --- the audit ---------------------------------------------------------------------------------
 
 
@@ -155,38 +148,82 @@ class Audit:
     problems: list[str] = field(default_factory=list)
 
 
-def audit(engine: Engine, admin: Any, realm_id: str, accepted: Iterable[str] = ()) -> Audit:
-    """Compare every row, job and sandbox class; list every way a Class was lost or doubled.
-
-    Lost: an accepted id without a row; a row without a job, not SYNCED, or without a qbId.
-    Duplicate: two sandbox classes with one FullyQualifiedName; two rows with one key or qbId;
-    a sandbox class no row points at; a row whose qbId the sandbox does not hold (or holds
-    under another name).
-    """
+def _audit_rows(engine: Engine) -> list[Any]:
+    """Every Class row with its job's columns, read straight from the tables."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                QBClass.id.label("id"),
-                QBClass.qb_id.label("qb_id"),
-                QBClass.full_name_key.label("full_name_key"),
-                SyncJob.status.label("status"),
-            ).outerjoin(SyncJob, SyncJob.class_id == QBClass.id)
-        ).all()
-    qbo = admin.classes(realm_id)
-    problems: list[str] = []
-    lost = 0
-    by_id = {row.id for row in rows}
-    missing = set(accepted) - by_id
-    if missing:
-        lost += len(missing)
-        problems.append(f"{len(missing)} accepted ids have no row, e.g. {sorted(missing)[:3]}")
-    unsynced = [row for row in rows if row.status != SyncStatus.SYNCED.value or not row.qb_id]
-    if unsynced:
-        lost += len(unsynced)
-        sample = [(r.full_name_key, r.status, r.qb_id) for r in unsynced[:3]]
-        problems.append(f"{len(unsynced)} rows are not SYNCED with a qbId, e.g. {sample}")
+        return list(
+            conn.execute(
+                select(
+                    QBClass.id.label("id"),
+                    QBClass.qb_id.label("qb_id"),
+                    QBClass.full_name_key.label("full_name_key"),
+                    QBClass.version_token.label("version_token"),
+                    QBClass.is_active.label("is_active"),
+                    SyncJob.status.label("status"),
+                    SyncJob.lease_owner.label("lease_owner"),
+                    SyncJob.lease_expires_at.label("lease_expires_at"),
+                    SyncJob.attempts.label("attempts"),
+                    SyncJob.generation.label("generation"),
+                    SyncJob.outcome_unknown.label("outcome_unknown"),
+                    SyncJob.last_error_code.label("last_error_code"),
+                    SyncJob.synced_at.label("synced_at"),
+                ).outerjoin(SyncJob, SyncJob.class_id == QBClass.id)
+            )
+        )
 
+
+def _job_problems(rows: list[Any], *, max_attempts: int, max_generation: int) -> list[str]:
+    """A SYNCED job must be fully released: no lease, no outcome-unknown flag, no error."""
+    checks: dict[str, Callable[[Any], bool]] = {
+        "keeps a lease owner": lambda r: r.lease_owner is not None,
+        "keeps a lease expiry": lambda r: r.lease_expires_at is not None,
+        "is still flagged outcome-unknown": lambda r: bool(r.outcome_unknown),
+        "keeps a last error": lambda r: r.last_error_code is not None,
+        "has no syncedAt": lambda r: r.synced_at is None,
+        f"has attempts outside 0..{max_attempts}": lambda r: not 0 <= r.attempts <= max_attempts,
+        f"has a generation outside 1..{max_generation}": lambda r: (
+            not 1 <= r.generation <= max_generation
+        ),
+    }
+    synced = [r for r in rows if r.status == SyncStatus.SYNCED.value]
+    problems = []
+    for what, broken in checks.items():
+        bad = [r.full_name_key for r in synced if broken(r)]
+        if bad:
+            problems.append(f"{len(bad)} SYNCED jobs {what}, e.g. {bad[:3]}")
+    return problems
+
+
+def _link_problems(rows: list[Any], qbo_by_id: dict[str, dict[str, Any]]) -> list[str]:
+    """Each linked row agrees with the Class QBO holds under its qbId (name, token, Active)."""
+    problems = []
+    for row in rows:
+        if not row.qb_id:
+            continue
+        held = qbo_by_id.get(row.qb_id)
+        if held is None:
+            problems.append(
+                f"row {row.full_name_key!r} points at qbId {row.qb_id} the sandbox lacks"
+            )
+        elif held["FullyQualifiedName"] != row.full_name_key:
+            problems.append(
+                f"row {row.full_name_key!r} is linked to {held['FullyQualifiedName']!r} in QBO"
+            )
+        elif row.status == SyncStatus.SYNCED.value and (
+            str(row.version_token) != held["SyncToken"] or bool(row.is_active) != held["Active"]
+        ):
+            problems.append(
+                f"row {row.full_name_key!r} has versionToken={row.version_token} "
+                f"isActive={row.is_active}, QBO holds SyncToken={held['SyncToken']} "
+                f"Active={held['Active']}"
+            )
+    return problems
+
+
+def _duplicate_problems(rows: list[Any], qbo: list[dict[str, Any]]) -> tuple[int, list[str]]:
+    """Names QBO holds twice, rows sharing a key or qbId, QBO classes no row points at."""
     duplicates = 0
+    problems = []
     fqn_counts = Counter(c["FullyQualifiedName"] for c in qbo)
     doubled = {name: n for name, n in fqn_counts.items() if n > 1}
     if doubled:
@@ -200,22 +237,50 @@ def audit(engine: Engine, admin: Any, realm_id: str, accepted: Iterable[str] = (
         if repeated:
             duplicates += sum(n - 1 for n in repeated.values())
             problems.append(f"rows share a {label}: {dict(list(repeated.items())[:5])}")
-    qbo_by_id = {c["Id"]: c for c in qbo}
     linked = {r.qb_id for r in rows if r.qb_id}
     orphans = [c["FullyQualifiedName"] for c in qbo if c["Id"] not in linked]
     if orphans:
         duplicates += len(orphans)
         problems.append(f"{len(orphans)} sandbox classes no row points at, e.g. {orphans[:5]}")
-    for row in rows:
-        held = qbo_by_id.get(row.qb_id) if row.qb_id else None
-        if row.qb_id and held is None:
-            problems.append(
-                f"row {row.full_name_key!r} points at qbId {row.qb_id} the sandbox lacks"
-            )
-        elif held is not None and held["FullyQualifiedName"] != row.full_name_key:
-            problems.append(
-                f"row {row.full_name_key!r} is linked to {held['FullyQualifiedName']!r} in QBO"
-            )
+    return duplicates, problems
+
+
+def audit(
+    engine: Engine,
+    admin: Any,
+    realm_id: str,
+    accepted: Iterable[str] = (),
+    *,
+    max_attempts: int = 40,
+    max_generation: int = 1,
+) -> Audit:
+    """Compare every row, job and sandbox class; list every way a Class was lost or doubled.
+
+    Lost: an accepted id without a row; a row without a job, not SYNCED, or without a qbId.
+    Duplicate: two sandbox classes with one FullyQualifiedName; two rows with one key or qbId;
+    a sandbox class no row points at. Also a problem: a row whose qbId the sandbox does not
+    hold (or holds under another name, SyncToken or Active); a SYNCED job that still holds a
+    lease, an outcome-unknown flag or an error, or whose attempts/generation are out of range
+    (``max_generation``: how many times the test sent the same Class).
+    The sandbox side is read over HTTP through its admin API, never through classsync.
+    """
+    rows = _audit_rows(engine)
+    qbo = admin.classes(realm_id)
+    problems: list[str] = []
+    lost = 0
+    missing = set(accepted) - {row.id for row in rows}
+    if missing:
+        lost += len(missing)
+        problems.append(f"{len(missing)} accepted ids have no row, e.g. {sorted(missing)[:3]}")
+    unsynced = [row for row in rows if row.status != SyncStatus.SYNCED.value or not row.qb_id]
+    if unsynced:
+        lost += len(unsynced)
+        sample = [(r.full_name_key, r.status, r.qb_id) for r in unsynced[:3]]
+        problems.append(f"{len(unsynced)} rows are not SYNCED with a qbId, e.g. {sample}")
+    duplicates, doubled = _duplicate_problems(rows, qbo)
+    problems += doubled
+    problems += _link_problems(rows, {c["Id"]: c for c in qbo})
+    problems += _job_problems(rows, max_attempts=max_attempts, max_generation=max_generation)
     synced = sum(1 for row in rows if row.status == SyncStatus.SYNCED.value and row.qb_id)
     return Audit(
         rows=len(rows),

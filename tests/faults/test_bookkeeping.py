@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,9 +13,10 @@ from classsync.bootstrap import build_storage, build_token_manager
 from classsync.domain import ClassInput, validate
 from classsync.qbo.gateway import QuickbooksGateway
 from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
-from classsync.sync.backoff import RetryPolicy
-from classsync.sync.engine import SyncEngine, utcnow
+from classsync.sync.clock import SystemClock
+from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
+from classsync.sync.retry_policy import RetryPolicy
 from classsync.sync.service import Accepted, IngestService
 from classsync.sync.settled import SettledBoard
 from tests.e2e.conftest import Service, service_settings
@@ -52,8 +52,9 @@ def test_a_call_longer_than_the_lease_is_not_redone_by_a_sibling_worker(
     engine = db_engine(svc.settings.database_url)
     try:
         wait_until_settled(engine, expected_rows=6, timeout=30)
-        # A sibling's second look-up may still be under way: the sandbox counts it when answered.
-        time.sleep(1.5)
+        # A sibling that reclaimed the job would have taken its lease, so the job settles only
+        # once the sibling's call ends; any call still under way is in flight in the sandbox
+        # (counted from its arrival), and the sandbox counts it once answered.
         wait_for(lambda: _in_flight(box, svc.realm_id) == 0, timeout=10, what="QBO calls to end")
         result = audit(engine, box.admin, svc.realm_id)
     finally:
@@ -131,7 +132,7 @@ def test_a_lost_connection_while_recording_a_sync_is_retried_not_left_to_the_lea
     _KillOnRecordUnitOfWork.armed = True
     with storage.uow() as uow:
         items = [validate(ClassInput(name=f"Rec{i}")) for i in range(5)]
-        uow.classes.save_batch(items, realm["realm_id"], utcnow())  # type: ignore[arg-type]
+        uow.classes.save_batch(items, realm["realm_id"], SystemClock().now())  # type: ignore[arg-type]
         uow.commit()
     db = db_engine(database_url)
     engine.start()

@@ -77,45 +77,63 @@ def _check(
     assert counters["qbo_classes_created"] == result.sandbox_classes
 
 
+def _row_keys(engine: Any) -> set[str]:
+    with engine.connect() as conn:
+        return {str(key) for key in conn.execute(select(QBClass.full_name_key)).scalars()}
+
+
 def test_caller_cancelling_mid_stream_still_syncs_what_was_committed(
     request: pytest.FixtureRequest,
     service_factory: Callable[..., Service],
     sandbox_factory: Callable[..., Any],
     started_at: float,
 ) -> None:
-    box = sandbox_factory(latency_ms=30)
+    """Classes stored before the cancel reach QBO after it; Classes never stored never do."""
+    # 500 ms per QBO call: the sync lags the stream, so the cancel lands while most stored
+    # Classes are still on their way to QBO (asserted below, else the test proves nothing).
+    box = sandbox_factory(latency_ms=500)
     realm = box.admin.create_realm()
     svc = service_factory(sandbox_=box, realm_=realm, **_SETTINGS)
     # Requests of 10 = one parent and its nine sub-classes, so each request stands alone.
-    chunks = chunked(class_tree("cancel", 1000), 10)
+    classes = class_tree("cancel", 1000)
+    chunks = chunked(classes, 10)
     yielded = 0
 
-    def slow_requests() -> Iterator[pb.ClassRequest]:
+    def paced_requests() -> Iterator[pb.ClassRequest]:
         nonlocal yielded
         for message in requests_of(chunks):
             yielded += 1
             yield message
-            time.sleep(0.05)
+            time.sleep(0.05)  # pacing of the caller's stream, not a synchronisation
 
     engine = db_engine(svc.settings.database_url)
     try:
         call = pb_grpc.ClassServiceStub(svc.channel).CreateClass(
-            slow_requests(), metadata=[NO_WAIT], timeout=60
+            paced_requests(), metadata=[NO_WAIT], timeout=60
         )
         wait_for(lambda: _row_count(engine) >= 200, timeout=30, what="200 Classes committed")
         call.cancel()
         cancelled_at = time.monotonic()
+        # Read after the cancel, in this order: what was stored, then what QBO holds.
+        stored_at_cancel = _row_keys(engine)
+        in_qbo_at_cancel = {c["FullyQualifiedName"] for c in box.admin.classes(svc.realm_id)}
         with pytest.raises(grpc.RpcError) as error:
             list(call)
         assert error.value.code() == grpc.StatusCode.CANCELLED
-        time.sleep(0.5)  # a request already on the wire may still be committed
-        committed = _row_count(engine)
-        time.sleep(0.5)
-        assert _row_count(engine) == committed  # nothing arrives after the cancel
-        assert 200 <= committed < 1000
-        assert committed % 10 == 0  # a ClassRequest is stored whole or not at all
+        reached_qbo_later = stored_at_cancel - in_qbo_at_cancel
+        assert reached_qbo_later, "QBO already held every stored Class when the cancel landed"
+        # Settled: every stored job is SYNCED (a request still on the wire at the cancel has
+        # long been stored or dropped by now: settling takes several QBO round trips).
         recover = time.monotonic() - cancelled_at
-        recover += wait_until_settled(engine, expected_rows=committed, timeout=60)
+        recover += wait_until_settled(engine, expected_rows=len(stored_at_cancel), timeout=60)
+        committed = _row_keys(engine)
+        assert stored_at_cancel <= committed
+        assert 200 <= len(committed) <= yielded * 10 < 1000
+        assert len(committed) % 10 == 0  # a ClassRequest is stored whole or not at all
+        in_qbo = {c["FullyQualifiedName"] for c in box.admin.classes(svc.realm_id)}
+        assert reached_qbo_later <= in_qbo  # synced after the caller went away
+        # Exactly the stored Classes: the cancelled rest of the stream never reached QBO.
+        assert in_qbo == committed
         _check(
             request,
             engine,
@@ -123,10 +141,13 @@ def test_caller_cancelling_mid_stream_still_syncs_what_was_committed(
             fault="f. caller cancels mid-stream",
             sent=yielded * 10,
             accepted=set(),  # no answer ever came: what was committed is what was accepted
-            accepted_count=committed,
+            accepted_count=len(committed),
             recover=recover,
             started=started_at,
-            extra={"committed": committed},
+            extra={
+                "committed": len(committed),
+                "reached_qbo_after_cancel": len(reached_qbo_later),
+            },
         )
     finally:
         engine.dispose()

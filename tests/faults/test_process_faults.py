@@ -9,8 +9,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from classsync.domain import SyncStatus
+from classsync.store.models import QBClass, SyncJob
 from tests.e2e.processes import ServerProcess, server_env
 from tests.faults.harness import (
     Figures,
@@ -36,6 +38,13 @@ _PROCESS_ENV = {
     "SYNC_MAX_ATTEMPTS": "40",
     "LOG_LEVEL": "INFO",
 }
+
+
+IN_PROGRESS = "IN_PROGRESS"  # a worker holds the job's lease (models.py, SyncJob.status)
+
+
+def _in_flight(box: Any, realm_id: str) -> int:
+    return int(box.admin.counters()["realms"].get(realm_id, {}).get("in_flight", 0))
 
 
 def _synced(engine: Any) -> int:
@@ -75,8 +84,9 @@ def _check(
     recover: float,
     started: float,
     extra: dict[str, Any],
+    max_generation: int = 1,
 ) -> dict[str, Any]:
-    result = audit(engine, box.admin, realm_id, accepted)
+    result = audit(engine, box.admin, realm_id, accepted, max_generation=max_generation)
     counters = sandbox_figures(box.admin, realm_id)
     record(
         Figures(
@@ -99,15 +109,42 @@ def _check(
     return counters
 
 
+def _in_progress_jobs(engine: Any) -> dict[str, str]:
+    """fullNameKey -> leaseOwner of every job a worker holds right now."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(QBClass.full_name_key, SyncJob.lease_owner)
+            .join(SyncJob, SyncJob.class_id == QBClass.id)
+            .where(SyncJob.status == IN_PROGRESS)
+        )
+        return {str(key): str(owner) for key, owner in rows}
+
+
+def _qb_ids(engine: Any, keys: set[str]) -> dict[str, str | None]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(QBClass.full_name_key, QBClass.qb_id).where(QBClass.full_name_key.in_(keys))
+        )
+        return {str(key): qb_id for key, qb_id in rows}
+
+
 def test_sigkill_mid_sync_then_restart(
     request: pytest.FixtureRequest,
     database_url: str,
     sandbox_factory: Callable[..., Any],
     started_at: float,
 ) -> None:
-    # 100 ms per QBO call keeps a batch in flight almost all the time: the kill lands mid-call.
-    box = sandbox_factory(latency_ms=100)
+    """The killed server's in-flight writes reach QBO unrecorded; the restart finds, not redoes them.
+
+    The sandbox applies a write after its latency even when the caller is gone, so the batches in
+    flight at the SIGKILL land in QBO while their jobs stay IN_PROGRESS with a dead lease: the
+    outcome-unknown case. The restarted server must reclaim those jobs and link them to the
+    Classes QBO already holds (found by name), never create them a second time.
+    """
+    # 300 ms per QBO call keeps batches in flight almost all the time: the kill lands mid-call.
+    box = sandbox_factory(latency_ms=300)
     realm = box.admin.create_realm()
+    realm_id = realm["realm_id"]
     env = server_env(database_url, box, realm, **_PROCESS_ENV)
     engine = db_engine(database_url)
     first: ServerProcess | None = None
@@ -121,8 +158,19 @@ def test_sigkill_mid_sync_then_restart(
         first.process.kill()  # SIGKILL: no drain, no lease release
         killed_at = time.monotonic()
         first.kill()
+        # The writes the dead server had in flight finish inside the sandbox.
+        wait_for(lambda: _in_flight(box, realm_id) == 0, timeout=10, what="QBO calls to end")
         at_kill = _synced(engine)
         assert at_kill < 500, "the kill came too late to be mid-sync"
+        held = _in_progress_jobs(engine)
+        in_qbo = {c["FullyQualifiedName"]: c["Id"] for c in box.admin.classes(realm_id)}
+        orphaned = {key: in_qbo[key] for key in held if key in in_qbo}
+        assert orphaned, (
+            f"no job was left IN_PROGRESS with its Class already in QBO ({len(held)} held): "
+            "the kill did not land mid-write, so the test proves nothing"
+        )
+        created_before = sandbox_figures(box.admin, realm_id)["qbo_classes_created"]
+        assert created_before == len(in_qbo)
         second = ServerProcess(env)
         recover = time.monotonic() - killed_at
         recover += wait_until_settled(engine, expected_rows=500, timeout=90)
@@ -130,14 +178,16 @@ def test_sigkill_mid_sync_then_restart(
             request,
             engine,
             box,
-            realm["realm_id"],
+            realm_id,
             fault="b. SIGKILL mid-sync, restart (500)",
             sent=500,
             accepted=accepted,
             recover=recover,
             started=started_at,
-            extra={"synced_at_kill": at_kill},
+            extra={"synced_at_kill": at_kill, "outcome_unknown_at_kill": len(orphaned)},
         )
+        # Reclaimed and linked to the very Class the dead server created, not created again.
+        assert _qb_ids(engine, set(orphaned)) == orphaned
         assert counters["qbo_classes_created"] == 500
     finally:
         for server in (first, second):
@@ -215,6 +265,7 @@ def test_two_server_processes_on_one_database_sync_2000_classes(
             recover=settle,
             started=started_at,
             extra={"synced_by_replica": synced_by},
+            max_generation=2,  # 400 Classes were sent to both replicas
         )
         # Both replicas did part of the work, and splitting QBO's limits kept them unthrottled.
         assert all(count > 0 for count in synced_by)

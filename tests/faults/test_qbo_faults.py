@@ -20,6 +20,7 @@ from tests.faults.harness import (
     record,
     sandbox_figures,
     stream,
+    wait_for,
     wait_until_settled,
 )
 
@@ -105,7 +106,11 @@ def test_outage_of_10s_in_the_middle_of_a_500_class_stream(
     assert len(accepted) == 500  # the outage never stops the service from storing Classes
     engine = db_engine(svc.settings.database_url)
     try:
-        time.sleep(max(0.0, outage["ends"] - time.monotonic()))
+        wait_for(
+            lambda: box.admin.faults().get("outage_remaining", 0) <= 0,
+            timeout=30,
+            what="the outage to end",
+        )
         recover = wait_until_settled(engine, expected_rows=500, timeout=60)
     finally:
         engine.dispose()
@@ -162,7 +167,12 @@ def test_429_storm_and_the_10_in_flight_limit_with_50_concurrent_streams(
     threads = [threading.Thread(target=caller, args=(n,)) for n in range(streams)]
     for thread in threads:
         thread.start()
-    time.sleep(0.8)  # the streams are flowing and syncing
+    # The storm starts once the streams are flowing and QBO is creating their Classes.
+    wait_for(
+        lambda: sandbox_figures(box.admin, svc.realm_id)["qbo_classes_created"] >= 10,
+        timeout=30,
+        what="the first Classes to reach QBO",
+    )
     box.admin.set_faults(throttle_seconds=3, latency_ms=250)
     storm["ends"] = time.monotonic() + 3
     for thread in threads:

@@ -190,6 +190,63 @@ class TestClaiming:
             assert next_job.snapshot.is_active is False
         engine.dispose()
 
+    def test_a_realm_restricted_claim_leases_only_that_realms_jobs(
+        self, any_database_url: str
+    ) -> None:
+        engine, sf = _factory(any_database_url)
+        _save(sf, [_valid("Ours 1"), _valid("Ours 2")], realm="realm-a")
+        _save(sf, [_valid("Theirs")], realm="realm-b")
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            jobs = uow.jobs.claim(owner="w", limit=10, lease=LEASE, now=_now(), realm_id="realm-b")
+            uow.commit()
+        assert [(j.realm_id, j.snapshot.name) for j in jobs] == [("realm-b", "Theirs")]
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            rest = uow.jobs.claim(owner="w", limit=10, lease=LEASE, now=_now())
+        assert sorted(j.snapshot.name for j in rest) == ["Ours 1", "Ours 2"]
+        engine.dispose()
+
+
+class TestBacklogAge:
+    def test_oldest_pending_is_when_the_class_was_accepted_not_its_last_retry(
+        self, database_url: str
+    ) -> None:
+        # Operators alert on backlog age: retries during a QBO outage must not make it look new.
+        engine, sf = _factory(database_url)
+        accepted = datetime(2026, 1, 1, 12, 0, 0)
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            uow.classes.save_batch([_valid("Stuck")], "realm-1", accepted)
+            uow.classes.save_batch([_valid("Later")], "realm-1", accepted + timedelta(minutes=5))
+            uow.commit()
+        retried = accepted + timedelta(minutes=10)
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            jobs = uow.jobs.claim(owner="w", limit=10, lease=LEASE, now=retried)
+            for job in jobs:
+                uow.jobs.retry_later(
+                    job,
+                    "w",
+                    at=retried + timedelta(minutes=1),
+                    error_code="QBO_UNAVAILABLE",
+                    error_message="503",
+                    count_attempt=True,
+                    outcome_unknown=False,
+                    now=retried,
+                )
+            uow.commit()
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            assert len(jobs) == 2
+            assert uow.jobs.oldest_pending() == accepted
+        engine.dispose()
+
+    def test_no_backlog_when_everything_is_synced(self, database_url: str) -> None:
+        engine, sf = _factory(database_url)
+        _save(sf, [_valid("Done")])
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            [job] = uow.jobs.claim(owner="w", limit=1, lease=LEASE, now=_now())
+            assert uow.jobs.oldest_pending() is not None  # in progress is still backlog
+            assert uow.jobs.record_synced(job, "w", _qbo("1"), _now()) is not None
+            assert uow.jobs.oldest_pending() is None
+        engine.dispose()
+
 
 def test_legacy_empty_qb_id_rows_do_not_block_new_classes(empty_database_url: str) -> None:
     """A Node database may hold qbId = '' (unique!): after migrating, new Classes still insert."""

@@ -65,3 +65,13 @@ class ClassResponse(_message.Message):
     message: str
     results: _containers.RepeatedCompositeFieldContainer[ClassResult]
     def __init__(self, ids: _Optional[_Iterable[str]] = ..., message: _Optional[str] = ..., results: _Optional[_Iterable[_Union[ClassResult, _Mapping]]] = ...) -> None: ...
+
+class GetClassesRequest(_message.Message):
+    __slots__ = ("ids", "qb_ids", "full_names")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    QB_IDS_FIELD_NUMBER: _ClassVar[int]
+    FULL_NAMES_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    qb_ids: _containers.RepeatedScalarFieldContainer[str]
+    full_names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., qb_ids: _Optional[_Iterable[str]] = ..., full_names: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -39,6 +39,16 @@ class ClassServiceStub:
                 request_serializer=classsync_dot_api_dot___generated_dot_class__service__pb2.ClassRequest.SerializeToString,
                 response_deserializer=classsync_dot_api_dot___generated_dot_class__service__pb2.ClassResponse.FromString,
                 _registered_method=True)
+        self.GetClasses = channel.unary_unary(
+                '/ClassService/GetClasses',
+                request_serializer=classsync_dot_api_dot___generated_dot_class__service__pb2.GetClassesRequest.SerializeToString,
+                response_deserializer=classsync_dot_api_dot___generated_dot_class__service__pb2.ClassResponse.FromString,
+                _registered_method=True)
+        self.WatchClasses = channel.unary_stream(
+                '/ClassService/WatchClasses',
+                request_serializer=classsync_dot_api_dot___generated_dot_class__service__pb2.GetClassesRequest.SerializeToString,
+                response_deserializer=classsync_dot_api_dot___generated_dot_class__service__pb2.ClassResult.FromString,
+                _registered_method=True)
 
 
 class ClassServiceServicer:
@@ -50,6 +60,28 @@ class ClassServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetClasses(self, request, context):
+        """The current state of each Class asked for, without resending it (no QBO call). One
+        ClassResult per Class found (a Class found by several keys is answered once), one NOT_FOUND
+        ClassResult per key that found nothing (per occurrence), in key order. `ids` lists the local ids of the Classes
+        found; `message` is a short summary (counts per status).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchClasses(self, request, context):
+        """First the current state of each Class asked for (exactly as GetClasses answers it), then one
+        ClassResult each time a watched PENDING Class settles (SYNCED or FAILED). The stream ends
+        once every Class asked for has settled, or when the caller cancels or its deadline passes;
+        after 10 minutes with Classes still PENDING it ends with DEADLINE_EXCEEDED (watch again).
+        A stream of ClassResult, not ClassResponse: each message is one Class's news, sent the
+        moment it is known, with nothing to summarise.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClassServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -57,6 +89,16 @@ def add_ClassServiceServicer_to_server(servicer, server):
                     servicer.CreateClass,
                     request_deserializer=classsync_dot_api_dot___generated_dot_class__service__pb2.ClassRequest.FromString,
                     response_serializer=classsync_dot_api_dot___generated_dot_class__service__pb2.ClassResponse.SerializeToString,
+            ),
+            'GetClasses': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClasses,
+                    request_deserializer=classsync_dot_api_dot___generated_dot_class__service__pb2.GetClassesRequest.FromString,
+                    response_serializer=classsync_dot_api_dot___generated_dot_class__service__pb2.ClassResponse.SerializeToString,
+            ),
+            'WatchClasses': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchClasses,
+                    request_deserializer=classsync_dot_api_dot___generated_dot_class__service__pb2.GetClassesRequest.FromString,
+                    response_serializer=classsync_dot_api_dot___generated_dot_class__service__pb2.ClassResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +128,60 @@ class ClassService:
             '/ClassService/CreateClass',
             classsync_dot_api_dot___generated_dot_class__service__pb2.ClassRequest.SerializeToString,
             classsync_dot_api_dot___generated_dot_class__service__pb2.ClassResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClasses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ClassService/GetClasses',
+            classsync_dot_api_dot___generated_dot_class__service__pb2.GetClassesRequest.SerializeToString,
+            classsync_dot_api_dot___generated_dot_class__service__pb2.ClassResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchClasses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ClassService/WatchClasses',
+            classsync_dot_api_dot___generated_dot_class__service__pb2.GetClassesRequest.SerializeToString,
+            classsync_dot_api_dot___generated_dot_class__service__pb2.ClassResult.FromString,
             options,
             channel_credentials,
             insecure,

@@ -15,6 +15,7 @@ from classsync.qbo.gateway import QuickbooksGateway
 from classsync.qbo.oauth import make_auth_client_factory
 from classsync.qbo.token_manager import TokenManager
 from classsync.qbo.token_storage import InMemoryTokenStore
+from tests.fakes import FakeClock
 
 CLIENT_ID = "sandbox-client-id"
 CLIENT_SECRET = "sandbox-client-secret"
@@ -25,19 +26,6 @@ _names = itertools.count(1)
 def unique(prefix: str = "Class") -> str:
     """A class name no other test uses (tests share the session sandbox)."""
     return f"{prefix} {next(_names)}"
-
-
-class FakeClock:
-    """A clock the test moves by hand (the sandbox keeps real time)."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -77,7 +65,8 @@ def build_stack(
 ) -> Stack:
     """A realm (new unless given), its tokens in an in-memory store, a TokenManager, a gateway."""
     realm = realm or sandbox.admin.create_realm()
-    clock = FakeClock()
+    # A clock the test moves by hand; it starts at real time, as the sandbox keeps real time.
+    clock = FakeClock(start=datetime.now(UTC))
     store = InMemoryTokenStore(on_commit=on_commit)
     if seed_tokens:
         store.put(
@@ -85,7 +74,7 @@ def build_stack(
                 realm_id=realm["realm_id"],
                 refresh_token=realm["refresh_token"],
                 access_token=realm["access_token"],
-                access_expires_at=clock() + timedelta(seconds=3600),
+                access_expires_at=clock.utc() + timedelta(seconds=3600),
             )
         )
     factory = make_auth_client_factory(
@@ -96,7 +85,7 @@ def build_stack(
         factory,
         bootstrap_refresh_token=bootstrap_refresh_token,
         refresh_margin_s=refresh_margin_s,
-        clock=clock,
+        clock=clock.utc,
     )
     gateway = QuickbooksGateway(
         tokens,

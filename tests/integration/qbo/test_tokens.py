@@ -41,7 +41,7 @@ def test_stored_token_is_used_until_it_nears_expiry_then_refreshed(stack: Stack)
     assert stored is not None
     assert stored.access_token == fresh
     assert stored.access_expires_at is not None
-    assert stored.access_expires_at > stack.clock() + timedelta(seconds=3000)
+    assert stored.access_expires_at > stack.clock.utc() + timedelta(seconds=3000)
     # ...and the refreshed token works against the API.
     created = stack.create()
     assert stack.gateway.read(stack.realm_id, created.id) == created

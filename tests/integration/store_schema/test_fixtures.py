@@ -10,6 +10,7 @@ from classsync.store.database import make_engine
 from classsync.store.migrate import current, head
 from classsync.store.models import QBClass, new_id, utcnow
 from tests.fixtures.database import _LocalPostgres, _postgres_bindir, fresh_postgres_database
+from tests.fixtures.requirements import require_or_skip
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +52,7 @@ def test_local_postgres_server_starts_and_cleans_up() -> None:
     """The no-Docker, no-TEST_DATABASE_URL branch: a server from local binaries, as postgres."""
     bindir = _postgres_bindir()
     if bindir is None:
-        pytest.skip("no local PostgreSQL binaries")
+        require_or_skip("the PostgreSQL server binaries", "install the postgresql package")
     server = _LocalPostgres(bindir)
     try:
         url = server.start()

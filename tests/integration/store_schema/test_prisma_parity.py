@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 from classsync.store.migrate import upgrade
 from tests.fixtures.database import fresh_postgres_database
+from tests.fixtures.requirements import require_or_skip
 from tests.integration.store_schema._pg_schema import execute_script, snapshot
 
 pytestmark = pytest.mark.integration
@@ -63,7 +64,7 @@ def prisma_cli() -> Path:
     if not _PRISMA.exists():
         npm = shutil.which("npm")
         if npm is None or shutil.which("node") is None:
-            pytest.skip("node/npm not installed: cannot run the Prisma CLI oracle")
+            require_or_skip("node/npm (for the Prisma CLI oracle)", "install Node.js and npm")
         installed = subprocess.run(
             [npm, "ci", "--no-audit", "--no-fund"],
             cwd=_PRISMA_PROJECT,
@@ -73,8 +74,10 @@ def prisma_cli() -> Path:
             check=False,
         )
         if installed.returncode != 0:
-            pytest.skip(
-                f"`npm ci` in tools/prisma failed (no registry?): {installed.stderr[-500:]}"
+            require_or_skip(
+                "the Prisma CLI",
+                "run `make node-deps` (npm ci in tools/prisma) with a reachable npm registry; "
+                f"npm said: {installed.stderr[-500:]}",
             )
     return _PRISMA
 

@@ -1,49 +1,36 @@
-"""Limiter pacing and the retry schedule, on a fake clock (pure logic)."""
+"""Limiter pacing, in-flight limit and pauses, on a fake clock (pure logic)."""
 
 import itertools
-import random
 import threading
 
 import pytest
 
-from classsync.domain import QboRetryable, QboThrottled
-from classsync.sync.backoff import RetryPolicy
 from classsync.sync.limiter import RateLimiter
+from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.unit
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def test_calls_are_spaced_evenly_at_the_per_minute_rate() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(max_in_flight=10, per_minute=600, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(
+        max_in_flight=10, per_minute=600, clock=clock.monotonic, sleep=clock.sleep
+    )
     starts = []
     for _ in range(5):
         with limiter.call("realm"):
-            starts.append(clock.now)
+            starts.append(clock.monotonic())
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(starts)]
     assert gaps == [0.1, 0.1, 0.1, 0.1]
 
 
 def test_no_sixty_second_window_holds_more_than_the_budget() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(max_in_flight=10, per_minute=30, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(max_in_flight=10, per_minute=30, clock=clock.monotonic, sleep=clock.sleep)
     starts = []
     for _ in range(100):
         with limiter.call("realm"):
-            starts.append(clock.now)
+            starts.append(clock.monotonic())
     for i, start in enumerate(starts):
         in_window = [s for s in starts[i:] if s < start + 60.0]
         assert len(in_window) <= 30
@@ -51,7 +38,7 @@ def test_no_sixty_second_window_holds_more_than_the_budget() -> None:
 
 def test_realms_are_limited_independently() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(max_in_flight=10, per_minute=60, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(max_in_flight=10, per_minute=60, clock=clock.monotonic, sleep=clock.sleep)
     with limiter.call("a"):
         pass
     with limiter.call("b"):
@@ -61,10 +48,12 @@ def test_realms_are_limited_independently() -> None:
 
 def test_pause_delays_the_next_call() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(max_in_flight=10, per_minute=6000, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(
+        max_in_flight=10, per_minute=6000, clock=clock.monotonic, sleep=clock.sleep
+    )
     limiter.pause("realm", 5.0)
     with limiter.call("realm"):
-        assert clock.now >= 1005.0
+        assert clock.monotonic() >= 1005.0
 
 
 def test_in_flight_limit_blocks_the_eleventh_call() -> None:
@@ -97,38 +86,22 @@ def test_in_flight_limit_blocks_the_eleventh_call() -> None:
         t.join(5)
 
 
-class TestRetryPolicy:
-    def test_throttle_honours_retry_after(self) -> None:
-        policy = RetryPolicy()
-        assert policy.delay(1, QboThrottled("429", retry_after=7)) == 7
-
-    def test_throttle_without_retry_after_waits_what_qbo_advises(self) -> None:
-        assert RetryPolicy(throttle_seconds=60).delay(3, QboThrottled("429")) == 60
-
-    def test_exponential_with_jitter_and_cap(self) -> None:
-        policy = RetryPolicy(base_seconds=1, max_seconds=8)
-        rng = random.Random(1)
-        delays = [policy.delay(n, QboRetryable("x"), rng) for n in range(1, 7)]
-        for n, delay in enumerate(delays, start=1):
-            ceiling = min(8, 2 ** (n - 1))
-            assert ceiling / 2 <= delay <= ceiling
-
-    def test_exhausted_after_max_attempts(self) -> None:
-        policy = RetryPolicy(max_attempts=3)
-        assert not policy.exhausted(2)
-        assert policy.exhausted(3)
-
-
 def test_replicas_split_the_realm_budget() -> None:
     clock = FakeClock()
-    limiter = RateLimiter(max_in_flight=10, per_minute=600, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(
+        max_in_flight=10, per_minute=600, clock=clock.monotonic, sleep=clock.sleep
+    )
     limiter.set_replicas(3)
     starts = []
     for _ in range(3):
         with limiter.call("realm"):
-            starts.append(clock.now)
+            starts.append(clock.monotonic())
     # 600/min shared by 3 processes: this one paces at 200/min, one call every 0.3 s.
     assert [round(b - a, 6) for a, b in itertools.pairwise(starts)] == [0.3, 0.3]
+    # Alone again: the whole 600/min, one call every 0.1 s (after the 0.3 s slot already given).
     limiter.set_replicas(1)
-    with limiter.call("realm"):
-        pass
+    again = []
+    for _ in range(3):
+        with limiter.call("realm"):
+            again.append(clock.monotonic())
+    assert [round(b - a, 6) for a, b in itertools.pairwise(again)] == [0.1, 0.1]

@@ -1,0 +1,164 @@
+"""Which stored row each incoming Class is (qb_id first, else full name), and what to write."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from classsync.domain.classes import ErrorCode, Rejection, ValidClass, join_path
+
+
+@dataclass(frozen=True, slots=True)
+class KnownRows:
+    """The stored rows a request's Classes could be, as row ids.
+
+    ``by_key`` maps a fully-qualified name in QBO form ("A:B") to the row holding it; ``by_qb_id``
+    maps a QBO Id to the row linked to it. They need only cover ``lookup_keys(items)``.
+    """
+
+    by_key: Mapping[str, str]
+    by_qb_id: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    """An ancestor nobody sent (yet): stored active and named after its level, so children sync."""
+
+    path: tuple[str, ...]
+    domain_source: str | None  # the child's: the ancestor exists because of that caller
+
+    # The attributes a row is written from, like ValidClass's.
+    @property
+    def name(self) -> str:
+        """The last level of the path."""
+        return self.path[-1]
+
+    @property
+    def key(self) -> str:
+        """Identity by fully-qualified name (QBO form)."""
+        return join_path(self.path)
+
+    @property
+    def full_name(self) -> str:
+        """Stored in QBO form: nobody wrote it another way."""
+        return self.key
+
+    @property
+    def is_sub_class(self) -> bool:
+        """True below the top level."""
+        return len(self.path) > 1
+
+    @property
+    def is_active(self) -> bool:
+        """Placeholders are active, so children can be created under them in QBO."""
+        return True
+
+    @property
+    def is_sparse(self) -> bool:
+        """Created with every field, never as a sparse update."""
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertPlan:
+    """What to write for one request's Classes; row ids of new rows are chosen here.
+
+    ``results`` has one entry per item, in input order: the id of the row it is stored in, or why
+    it was refused. ``queue`` lists every row whose sync job starts a new generation (depth
+    1 for a top-level Class, for parents-first claiming); ``placeholders`` are the ancestors
+    created here, whose jobs are queued once and never re-queued by a child.
+    """
+
+    results: list[str | Rejection]
+    inserts: dict[str, ValidClass | Placeholder]
+    updates: dict[str, ValidClass]
+    queue: dict[str, int]
+    placeholders: dict[str, int]
+
+
+def lookup_keys(items: Sequence[ValidClass]) -> tuple[list[str], list[str]]:
+    """The full-name keys (each item's and its ancestors') and qb_ids ``plan_upsert`` looks up."""
+    keys = {key for item in items for key in _keys_with_ancestors(item.path)}
+    qb_ids = {item.qb_id for item in items if item.qb_id}
+    return sorted(keys), sorted(qb_ids)
+
+
+def _new_row_id() -> str:
+    return str(uuid.uuid4())
+
+
+def plan_upsert(
+    items: Sequence[ValidClass], known: KnownRows, new_id: Callable[[], str] = _new_row_id
+) -> UpsertPlan:
+    """Decide, for each Class of one request, which row it is and what must be written.
+
+    Identity: a Class with a qb_id is the row linked to that QBO Id (it may be renamed), and is
+    refused when that Id is unknown or its new full name belongs to another row. Without a
+    qb_id, it is the row with the same fully-qualified name ("A / B" and "A:B" are one name),
+    or a new row. Missing ancestors become placeholders. A Class sent twice in one request is
+    one row; the last one sent wins.
+    """
+    by_key = dict(known.by_key)  # grows with the rows planned here
+    plan = UpsertPlan(results=[], inserts={}, updates={}, queue={}, placeholders={})
+    for item in items:
+        row_id = _match(item, by_key, known.by_qb_id)
+        if isinstance(row_id, Rejection):
+            plan.results.append(row_id)
+            continue
+        _plan_placeholders(item, by_key, plan, new_id)
+        if row_id is None:
+            row_id = new_id()
+            by_key[item.key] = row_id
+            plan.inserts[row_id] = item
+        elif row_id in plan.inserts:  # a placeholder or an earlier copy, both new here
+            plan.inserts[row_id] = item
+            plan.placeholders.pop(row_id, None)
+        else:
+            by_key[item.key] = row_id  # may be a rename through qb_id
+            plan.updates[row_id] = item
+        plan.queue[row_id] = item.depth
+        plan.results.append(row_id)
+    return plan
+
+
+def _match(
+    item: ValidClass, by_key: Mapping[str, str], by_qb_id: Mapping[str, str]
+) -> str | Rejection | None:
+    """The row ``item`` is, None for a new one, or why it cannot be stored."""
+    if not item.qb_id:
+        return by_key.get(item.key)
+    row_id = by_qb_id.get(item.qb_id)
+    if row_id is None:
+        return Rejection(
+            ErrorCode.UNKNOWN_QB_ID,
+            f"no Class with qb_id {item.qb_id!r} is stored here; send it without "
+            "qb_id to create it, or with its full_name to link it by name",
+        )
+    holder = by_key.get(item.key)
+    if holder is not None and holder != row_id:
+        return Rejection(
+            ErrorCode.QB_ID_CONFLICT,
+            f"qb_id {item.qb_id!r} belongs to one Class and full name "
+            f"{item.key!r} to another; rename one of them first",
+        )
+    return row_id
+
+
+def _plan_placeholders(
+    item: ValidClass, by_key: dict[str, str], plan: UpsertPlan, new_id: Callable[[], str]
+) -> None:
+    """Plan a placeholder row for each ancestor of ``item`` that is neither stored nor planned."""
+    for depth in range(1, len(item.path)):
+        path = item.path[:depth]
+        key = join_path(path)
+        if key in by_key:
+            continue
+        row_id = new_id()
+        by_key[key] = row_id
+        plan.inserts[row_id] = Placeholder(path=path, domain_source=item.domain_source)
+        plan.placeholders[row_id] = depth
+
+
+def _keys_with_ancestors(path: tuple[str, ...]) -> list[str]:
+    return [join_path(path[: i + 1]) for i in range(len(path))]

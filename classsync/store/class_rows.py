@@ -1,0 +1,111 @@
+"""QBClass rows: load what a request's Classes could be, write what ``plan_upsert`` decided."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from classsync.domain import (
+    KnownRows,
+    Placeholder,
+    Rejection,
+    ValidClass,
+    lookup_keys,
+    plan_upsert,
+)
+from classsync.store.bulk_insert import insert_rows
+from classsync.store.job_queue import JobQueue
+from classsync.store.models import QBClass
+from classsync.store.statements import CLASS, UPDATE_CLASS, in_chunks
+from classsync.sync.ports import StoredClass
+
+
+class ClassRepository:
+    """QBClass rows, stored by identity (qbId, else fully-qualified name), in batches."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def save_batch(
+        self, items: Sequence[ValidClass], realm_id: str, now: datetime
+    ) -> list[StoredClass | Rejection]:
+        """Upsert every Class of one ClassRequest, create missing ancestors, queue their jobs.
+
+        Results are in input order. The caller owns the transaction (one per ClassRequest).
+        """
+        plan = plan_upsert(items, self._load(*lookup_keys(items)))
+        insert_rows(
+            self._session,
+            CLASS,
+            [_insert_values(row_id, row, now) for row_id, row in plan.inserts.items()],
+        )
+        if plan.updates:
+            self._session.connection().execute(
+                UPDATE_CLASS,
+                [_update_values(row_id, row, now) for row_id, row in plan.updates.items()],
+            )
+        generations = JobQueue(self._session).enqueue(
+            plan.queue, plan.placeholders, realm_id=realm_id, now=now, fresh=plan.inserts.keys()
+        )
+        return [
+            r if isinstance(r, Rejection) else StoredClass(class_id=r, generation=generations[r])
+            for r in plan.results
+        ]
+
+    def _load(self, keys: Sequence[str], qb_ids: Sequence[str]) -> KnownRows:
+        """The stored rows holding any of ``keys`` (full names) or ``qb_ids``."""
+        by_key: dict[str, str] = {}
+        by_qb_id: dict[str, str] = {}
+        columns = (QBClass.id, QBClass.qb_id, QBClass.full_name_key)
+        for chunk in in_chunks(keys):
+            for row_id, qb_id, key in self._session.execute(
+                select(*columns).where(QBClass.full_name_key.in_(chunk))
+            ):
+                by_key[key] = row_id
+                if qb_id:
+                    by_qb_id[qb_id] = row_id
+        for chunk in in_chunks(qb_ids):
+            for row_id, qb_id, key in self._session.execute(
+                select(*columns).where(QBClass.qb_id.in_(chunk))
+            ):
+                by_qb_id[qb_id] = row_id
+                if key:
+                    by_key.setdefault(key, row_id)
+        return KnownRows(by_key=by_key, by_qb_id=by_qb_id)
+
+
+def _insert_values(row_id: str, row: ValidClass | Placeholder, now: datetime) -> dict[str, object]:
+    # Keys are column names (Core insert): the quoted camelCase names of the Node table. A new
+    # row has no QBO Id yet (NULL, never "": the column is unique) and SyncToken 0.
+    return {
+        "id": row_id,
+        "qbId": None,
+        "name": row.name,
+        "fullName": row.full_name,
+        "fullNameKey": row.key,
+        "isSubClass": row.is_sub_class,
+        "isActive": row.is_active,
+        "domainSource": row.domain_source,
+        "versionToken": 0,
+        "isSparse": row.is_sparse,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+
+
+def _update_values(row_id: str, row: ValidClass, now: datetime) -> dict[str, object]:
+    # Parameters of UPDATE_CLASS.
+    return {
+        "b_id": row_id,
+        "b_now": now,
+        "b_name": row.name,
+        "b_full_name": row.full_name,
+        "b_key": row.key,
+        "b_is_sub_class": row.is_sub_class,
+        "b_is_active": row.is_active,
+        "b_domain_source": row.domain_source,
+        "b_is_sparse": row.is_sparse,
+    }

@@ -1,0 +1,136 @@
+"""Batches: several ready jobs of one realm in one QBO batch request, the rest one by one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import structlog
+
+from classsync.domain import (
+    ClassWrite,
+    QboClass,
+    QboDuplicateName,
+    QboError,
+    QboOutcomeUnknown,
+    QboStaleSyncToken,
+)
+from classsync.sync.job_sync import JobSync, ParentNotReady, write_for
+from classsync.sync.limiter import RateLimiter
+from classsync.sync.outcomes import Outcomes
+from classsync.sync.ports import ClaimedJob, QboGateway
+
+log = structlog.get_logger(__name__)
+
+# A batch waits at most this long for QBO's batch budget before its jobs go as single calls.
+_BATCH_MAX_WAIT_S = 0.25
+# Once the budget was found spent, workers claim single jobs for this long.
+_SINGLES_FOR_S = _BATCH_MAX_WAIT_S * 4
+
+_Batchable = list[tuple[ClaimedJob, ClassWrite]]
+
+
+class BatchSync:
+    """Sends plain creates/updates of ready jobs in one batch; knows when batching is off."""
+
+    def __init__(
+        self,
+        gateway: QboGateway,
+        limiter: RateLimiter,
+        job_sync: JobSync,
+        outcomes: Outcomes,
+        *,
+        wake: Callable[[], None],
+        batch_size: int,
+    ) -> None:
+        self._gateway = gateway
+        self._limiter = limiter
+        self._job_sync = job_sync
+        self._outcomes = outcomes
+        self._wake = wake
+        self._batch_size = batch_size
+        self._singles_until = 0.0  # monotonic time until which batches are off (budget spent)
+
+    def claim_limit(self) -> int:
+        """How many jobs a worker should claim now: a batch, or one while the budget is spent."""
+        return self._batch_size if time.monotonic() >= self._singles_until else 1
+
+    def process(self, jobs: list[ClaimedJob], lease_owner: str) -> None:
+        """Sync ``jobs`` (claimed together) and record each outcome.
+
+        Batch calls carry no requestid (docs/qbo.md, "Batch"), so a batch whose outcome is
+        unknown marks every item so that its retry looks the class up by name first.
+        """
+        batchable = self._batchable(jobs, lease_owner)
+        if not batchable:
+            return
+        if len(batchable) == 1:
+            self._job_sync.process(batchable[0][0], lease_owner)
+            return
+        realm_id = batchable[0][0].realm_id
+        slot = self._limiter.try_batch_call(realm_id, max_wait=_BATCH_MAX_WAIT_S)
+        if slot is None:
+            self._send_singly(batchable, lease_owner)
+            return
+        try:
+            with slot:
+                results = self._gateway.batch_write(realm_id, [write for _, write in batchable])
+        except QboError as error:
+            for job, _ in batchable:
+                self._outcomes.errored(job, lease_owner, error)
+            return
+        except Exception:
+            log.exception("sync_batch_crashed")
+            unknown = QboOutcomeUnknown("internal error during a batch call")
+            for job, _ in batchable:
+                self._outcomes.errored(job, lease_owner, unknown)
+            return
+        self._record_results(batchable, results, lease_owner)
+
+    def _batchable(self, jobs: list[ClaimedJob], lease_owner: str) -> _Batchable:
+        """The jobs that can go in a batch, with their writes; the others are handled here."""
+        batchable: _Batchable = []
+        for job in jobs:
+            try:
+                parent_id = self._job_sync.parent_id(job)
+            except ParentNotReady as waiting:
+                self._outcomes.decided(job, lease_owner, waiting.decision)
+                continue
+            except Exception as error:
+                log.exception("sync_parent_lookup_failed")
+                self._outcomes.errored(job, lease_owner, error)
+                continue
+            if job.outcome_unknown:
+                self._job_sync.process(job, lease_owner)  # looks the Class up by name first
+                continue
+            write = write_for(job, parent_id)
+            snap = job.snapshot
+            if snap.qb_id is not None:
+                write = replace(write, qbo_id=snap.qb_id, sync_token=str(snap.version_token))
+            else:
+                write = replace(write, sparse=False)
+            batchable.append((job, write))
+        return batchable
+
+    def _send_singly(self, batchable: _Batchable, lease_owner: str) -> None:
+        """The realm's batch budget is spent for now: send one single call and hand the rest
+        back, so idle siblings send them as single calls in parallel; claim one job at a time
+        until the budget has room again."""
+        self._singles_until = time.monotonic() + _SINGLES_FOR_S
+        first, rest = batchable[0][0], [job for job, _ in batchable[1:]]
+        self._outcomes.release(lease_owner, [job.class_id for job in rest])
+        for _ in rest:
+            self._wake()
+        self._job_sync.process(first, lease_owner)
+
+    def _record_results(
+        self, batchable: _Batchable, results: list[QboClass | QboError], lease_owner: str
+    ) -> None:
+        for (job, _), result in zip(batchable, results, strict=True):
+            if isinstance(result, QboClass):
+                self._outcomes.synced(job, lease_owner, result)
+            elif isinstance(result, QboStaleSyncToken | QboDuplicateName):
+                self._job_sync.process(job, lease_owner)  # the single path recovers from these
+            else:
+                self._outcomes.errored(job, lease_owner, result)
