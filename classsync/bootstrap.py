@@ -64,6 +64,10 @@ class Storage:
         """A new unit of work."""
         return SqlAlchemyUnitOfWork(self.session_factory)
 
+    def remote_uow(self) -> SqlAlchemyRemoteUnitOfWork:
+        """A new unit of work over remote changes and the webhook inbox."""
+        return SqlAlchemyRemoteUnitOfWork(self.session_factory)
+
 
 def build_storage(settings: Settings, *, migrate: bool = True) -> Storage:
     """Open (and by default migrate) the database."""
@@ -95,7 +99,6 @@ def build_token_manager(settings: Settings, storage: Storage) -> TokenManager:
 class TwoWay:
     """Changes made in QBO flowing back: the CDC poller, the webhook listener and its worker."""
 
-    conflicts: ConflictCounter
     applier: RemoteChangeApplier
     poller: CdcPoller | None
     worker: WebhookWorker
@@ -119,19 +122,24 @@ class TwoWay:
             self.poller.stop(timeout)
 
 
+def build_applier(storage: Storage) -> RemoteChangeApplier:
+    """Applies Classes changed in QBO to local rows; counts conflicts in ``applier.conflicts``."""
+    return RemoteChangeApplier(storage.remote_uow, ConflictCounter())
+
+
 def build_two_way(
-    settings: Settings, storage: Storage, gateway: QuickbooksGateway, limiter: RateLimiter
+    settings: Settings,
+    storage: Storage,
+    gateway: QuickbooksGateway,
+    limiter: RateLimiter,
+    applier: RemoteChangeApplier,
 ) -> TwoWay:
     """Wire the pull (CDC) and push (webhook) paths for the configured realm."""
-
-    def remote_uow() -> SqlAlchemyRemoteUnitOfWork:
-        return SqlAlchemyRemoteUnitOfWork(storage.session_factory)
+    remote_uow = storage.remote_uow
 
     def realms() -> list[str]:
         return [settings.qbo_realm_id]
 
-    conflicts = ConflictCounter()
-    applier = RemoteChangeApplier(remote_uow, conflicts)
     poller = None
     if settings.qbo_cdc_interval_seconds > 0:
         poller = CdcPoller(
@@ -152,7 +160,7 @@ def build_two_way(
             verifier_token=token.get_secret_value,
             accept=intake.accept,
         )
-    return TwoWay(conflicts, applier, poller, worker, webhooks)
+    return TwoWay(applier, poller, worker, webhooks)
 
 
 @dataclass
@@ -210,7 +218,11 @@ def build_gateway(settings: Settings, storage: Storage) -> QuickbooksGateway:
 
 
 def build_engine(
-    settings: Settings, storage: Storage, gateway: QuickbooksGateway, limiter: RateLimiter
+    settings: Settings,
+    storage: Storage,
+    gateway: QuickbooksGateway,
+    limiter: RateLimiter,
+    applier: RemoteChangeApplier,
 ) -> SyncEngine:
     """The sync engine and its retry policy."""
     policy = RetryPolicy(
@@ -230,6 +242,8 @@ def build_engine(
         lease_seconds=settings.sync_lease_seconds,
         poll_seconds=settings.sync_poll_seconds,
         batch_size=settings.qbo_batch_size if settings.qbo_use_batch else 1,
+        remote_changed=lambda realm_id, current: applier.apply(realm_id, [current]),
+        conflicts=applier.conflicts,
     )
 
 
@@ -242,13 +256,15 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         window_seconds=settings.qbo_rate_window_seconds,
     )
     gateway = build_gateway(settings, storage)
-    engine = build_engine(settings, storage, gateway, limiter)
+    applier = build_applier(storage)
+    engine = build_engine(settings, storage, gateway, limiter, applier)
     ingest = IngestService(
         storage.uow,
         engine.board,
         engine.wake,
         realm_id=settings.qbo_realm_id,
         max_classes_per_request=settings.max_classes_per_request,
+        conflicts=applier.conflicts,
     )
     reads = ClassReadService(SqlAlchemyClassReader(storage.session_factory), engine.board)
     servicer = ClassServiceServicer(
@@ -273,5 +289,5 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         interval=_HEARTBEAT_INTERVAL_S,
         clock=SystemClock().now,
     )
-    two_way = build_two_way(settings, storage, gateway, limiter)
+    two_way = build_two_way(settings, storage, gateway, limiter, applier)
     return App(settings, storage, engine, ingest, server, heartbeat, two_way)

@@ -43,7 +43,14 @@ from classsync.domain.errors import (
     Unauthenticated,
     WatchExpired,
 )
-from classsync.domain.identity import KnownRows, Placeholder, UpsertPlan, lookup_keys, plan_upsert
+from classsync.domain.identity import (
+    KnownRows,
+    Placeholder,
+    StoredRow,
+    UpsertPlan,
+    lookup_keys,
+    plan_upsert,
+)
 from classsync.domain.validation import validate
 
 __all__ = [
@@ -76,6 +83,7 @@ __all__ = [
     "RealmTokens",
     "Rejection",
     "RequestTooLarge",
+    "StoredRow",
     "SyncStatus",
     "Unauthenticated",
     "UpsertPlan",

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from classsync.domain.classes import ErrorCode, Rejection, ValidClass, join_path
+from classsync.domain.classes import ErrorCode, Rejection, ValidClass, join_path, split_full_name
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRow:
+    """What a stored row holds: tells an identical resend from a change."""
+
+    name: str
+    full_name: str | None
+    key: str
+    is_sub_class: bool
+    is_active: bool
+    domain_source: str | None
+    is_sparse: bool
+    synced: bool  # its job is SYNCED: QBO holds this version
+    edited_in_qbo: bool  # a change made in QBO itself was applied since our last write
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,10 +30,12 @@ class KnownRows:
 
     ``by_key`` maps a fully-qualified name in QBO form ("A:B") to the row holding it; ``by_qb_id``
     maps a QBO Id to the row linked to it. They need only cover ``lookup_keys(items)``.
+    ``stored`` (by row id) holds what those rows hold; a row missing there is always rewritten.
     """
 
     by_key: Mapping[str, str]
     by_qb_id: Mapping[str, str]
+    stored: Mapping[str, StoredRow] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +84,9 @@ class UpsertPlan:
     ``results`` has one entry per item, in input order: the id of the row it is stored in, or why
     it was refused. ``queue`` lists every row whose sync job starts a new generation (depth
     1 for a top-level Class, for parents-first claiming); ``placeholders`` are the ancestors
-    created here, whose jobs are queued once and never re-queued by a child.
+    created here, whose jobs are queued once and never re-queued by a child. ``unchanged`` are
+    rows resent exactly as stored and synced: nothing is written or queued for them.
+    ``overwrites`` names, per updated row, the fields that undo a change made in QBO itself.
     """
 
     results: list[str | Rejection]
@@ -75,6 +94,8 @@ class UpsertPlan:
     updates: dict[str, ValidClass]
     queue: dict[str, int]
     placeholders: dict[str, int]
+    unchanged: set[str] = field(default_factory=set)
+    overwrites: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def lookup_keys(items: Sequence[ValidClass]) -> tuple[list[str], list[str]]:
@@ -116,10 +137,59 @@ def plan_upsert(
             plan.placeholders.pop(row_id, None)
         else:
             by_key[item.key] = row_id  # may be a rename through qb_id
-            plan.updates[row_id] = item
+            if _plan_update(item, row_id, known.stored.get(row_id), plan):
+                plan.results.append(row_id)
+                continue
         plan.queue[row_id] = item.depth
         plan.results.append(row_id)
     return plan
+
+
+def _plan_update(item: ValidClass, row_id: str, stored: StoredRow | None, plan: UpsertPlan) -> bool:
+    """Plan the update of a stored row; True when it is an identical resend (nothing to do)."""
+    resent = stored is not None and stored.synced and row_id not in plan.updates
+    if resent and stored is not None and _identical(item, stored):
+        plan.unchanged.add(row_id)
+        return True
+    plan.unchanged.discard(row_id)
+    plan.updates[row_id] = item
+    if stored is not None and stored.edited_in_qbo:
+        undone = _qbo_fields_changed(item, stored)
+        if undone:
+            plan.overwrites[row_id] = undone
+    return False
+
+
+def _identical(item: ValidClass, stored: StoredRow) -> bool:
+    return (
+        item.name,
+        item.full_name,
+        item.key,
+        item.is_sub_class,
+        item.is_active,
+        item.domain_source,
+        item.is_sparse,
+    ) == (
+        stored.name,
+        stored.full_name,
+        stored.key,
+        stored.is_sub_class,
+        stored.is_active,
+        stored.domain_source,
+        stored.is_sparse,
+    )
+
+
+def _qbo_fields_changed(item: ValidClass, stored: StoredRow) -> tuple[str, ...]:
+    """The fields QBO syncs (name, parent, active) on which ``item`` differs from the row."""
+    changed = []
+    if item.name != stored.name:
+        changed.append("name")
+    if item.parent_path != split_full_name(stored.key)[:-1]:
+        changed.append("parent_id")
+    if item.is_active != stored.is_active:
+        changed.append("active")
+    return tuple(changed)
 
 
 def _match(

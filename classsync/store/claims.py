@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection, Row
 
 from classsync.domain import join_path, split_full_name
 from classsync.store import statements as sql
-from classsync.sync.ports import ClaimedJob, ClassSnapshot, JobStatus
+from classsync.sync.ports import ClaimedJob, ClassSnapshot, JobStatus, SideValues
 
 _IN_PROGRESS = JobStatus.IN_PROGRESS.value
 
@@ -78,6 +78,9 @@ def _snapshot(row: Row[Any]) -> ClassSnapshot:
         is_active=row.isActive,
         is_sparse=row.isSparse,
         version_token=row.versionToken,
+        base=None
+        if row.qboName is None or row.qboActive is None
+        else SideValues(row.qboName, row.qboParentId, row.qboActive),
     )
 
 

@@ -12,15 +12,16 @@ from classsync.domain import (
     KnownRows,
     Placeholder,
     Rejection,
+    StoredRow,
     ValidClass,
     lookup_keys,
     plan_upsert,
 )
 from classsync.store.bulk_insert import insert_rows
 from classsync.store.job_queue import JobQueue
-from classsync.store.models import QBClass
+from classsync.store.models import QBClass, SyncJob
 from classsync.store.statements import CLASS, UPDATE_CLASS, in_chunks
-from classsync.sync.ports import StoredClass
+from classsync.sync.ports import JobStatus, StoredClass
 
 
 class ClassRepository:
@@ -36,7 +37,8 @@ class ClassRepository:
 
         Results are in input order. The caller owns the transaction (one per ClassRequest).
         """
-        plan = plan_upsert(items, self._load(*lookup_keys(items)))
+        known, generations_now = self._load(*lookup_keys(items))
+        plan = plan_upsert(items, known)
         insert_rows(
             self._session,
             CLASS,
@@ -50,31 +52,56 @@ class ClassRepository:
         generations = JobQueue(self._session).enqueue(
             plan.queue, plan.placeholders, realm_id=realm_id, now=now, fresh=plan.inserts.keys()
         )
+        # An identical resend of a synced Class keeps its job's generation (already SYNCED).
+        generations.update({r: generations_now[r] for r in plan.unchanged})
         return [
-            r if isinstance(r, Rejection) else StoredClass(class_id=r, generation=generations[r])
+            r
+            if isinstance(r, Rejection)
+            else StoredClass(
+                class_id=r,
+                generation=generations[r],
+                overwrites_qbo_edit=plan.overwrites.get(r, ()),
+            )
             for r in plan.results
         ]
 
-    def _load(self, keys: Sequence[str], qb_ids: Sequence[str]) -> KnownRows:
-        """The stored rows holding any of ``keys`` (full names) or ``qb_ids``."""
+    def _load(self, keys: Sequence[str], qb_ids: Sequence[str]) -> tuple[KnownRows, dict[str, int]]:
+        """The stored rows holding any of ``keys`` (full names) or ``qb_ids``, and their jobs'
+        generations."""
         by_key: dict[str, str] = {}
         by_qb_id: dict[str, str] = {}
-        columns = (QBClass.id, QBClass.qb_id, QBClass.full_name_key)
-        for chunk in in_chunks(keys):
-            for row_id, qb_id, key in self._session.execute(
-                select(*columns).where(QBClass.full_name_key.in_(chunk))
-            ):
-                by_key[key] = row_id
-                if qb_id:
-                    by_qb_id[qb_id] = row_id
-        for chunk in in_chunks(qb_ids):
-            for row_id, qb_id, key in self._session.execute(
-                select(*columns).where(QBClass.qb_id.in_(chunk))
-            ):
-                by_qb_id[qb_id] = row_id
-                if key:
-                    by_key.setdefault(key, row_id)
-        return KnownRows(by_key=by_key, by_qb_id=by_qb_id)
+        stored: dict[str, StoredRow] = {}
+        generations: dict[str, int] = {}
+        for column, values in ((QBClass.full_name_key, keys), (QBClass.qb_id, qb_ids)):
+            for chunk in in_chunks(values):
+                query = (
+                    select(QBClass, SyncJob.status, SyncJob.generation)
+                    .outerjoin(SyncJob, SyncJob.class_id == QBClass.id)
+                    .where(column.in_(chunk))
+                )
+                for row, status, generation in self._session.execute(query).tuples():
+                    if row.full_name_key:
+                        by_key.setdefault(row.full_name_key, row.id)
+                    if row.qb_id:
+                        by_qb_id[row.qb_id] = row.id
+                    stored[row.id] = _stored_row(row, status)
+                    if generation is not None:
+                        generations[row.id] = generation
+        return KnownRows(by_key=by_key, by_qb_id=by_qb_id, stored=stored), generations
+
+
+def _stored_row(row: QBClass, job_status: str | None) -> StoredRow:
+    return StoredRow(
+        name=row.name,
+        full_name=row.full_name,
+        key=row.full_name_key or row.name,
+        is_sub_class=row.is_sub_class,
+        is_active=row.is_active,
+        domain_source=row.domain_source,
+        is_sparse=row.is_sparse,
+        synced=job_status == JobStatus.SYNCED.value and row.qb_id is not None,
+        edited_in_qbo=row.qbo_edited_at is not None,
+    )
 
 
 def _insert_values(row_id: str, row: ValidClass | Placeholder, now: datetime) -> dict[str, object]:

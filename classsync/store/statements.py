@@ -47,7 +47,8 @@ UPDATE_CLASS = (
         }
     )
 )
-# Store QBO's Id and SyncToken on a row.
+# Store QBO's Id and SyncToken on a row, and what QBO now holds (the conflict rule's base); our
+# write supersedes any change made in QBO before it.
 LINK = (
     update(CLASS)
     .where(CLASS.c.id == bindparam("class_id"))
@@ -55,6 +56,10 @@ LINK = (
         {
             CLASS.c.qbId: bindparam("qb_id"),
             CLASS.c.versionToken: bindparam("token"),
+            CLASS.c.qboName: bindparam("qbo_name"),
+            CLASS.c.qboParentId: bindparam("qbo_parent_id"),
+            CLASS.c.qboActive: bindparam("qbo_active"),
+            CLASS.c.qboEditedAt: None,
             CLASS.c.updatedAt: bindparam("now"),
         }
     )
@@ -132,6 +137,9 @@ SNAPSHOT_ROWS = select(
     CLASS.c.isActive,
     CLASS.c.isSparse,
     CLASS.c.versionToken,
+    CLASS.c.qboName,
+    CLASS.c.qboParentId,
+    CLASS.c.qboActive,
 ).where(CLASS.c.id.in_(bindparam("ids", expanding=True)))
 PARENT_STATES = (
     select(CLASS.c.fullNameKey, CLASS.c.qbId, JOB.c.status)

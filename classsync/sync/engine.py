@@ -10,12 +10,13 @@ from datetime import timedelta
 
 import structlog
 
+from classsync.domain import QboClass
 from classsync.sync.batch_sync import BatchSync
 from classsync.sync.clock import SystemClock
 from classsync.sync.job_sync import JobSync
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.outcomes import Outcomes
-from classsync.sync.ports import ClaimedJob, Clock, QboGateway, UnitOfWork
+from classsync.sync.ports import ClaimedJob, Clock, ConflictRecorder, QboGateway, UnitOfWork
 from classsync.sync.retry_policy import RetryPolicy
 from classsync.sync.settled import SettledBoard
 
@@ -77,6 +78,8 @@ class SyncEngine:
         poll_seconds: float = 1.0,
         batch_size: int = 1,
         clock: Clock | None = None,
+        remote_changed: Callable[[str, QboClass], object] | None = None,
+        conflicts: ConflictRecorder | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self.board = board  # where settled jobs are posted for waiting callers
@@ -101,7 +104,16 @@ class SyncEngine:
             poll_seconds=poll_seconds,
             is_stopping=self._stopping.is_set,
         )
-        self._job_sync = JobSync(uow_factory, gateway, limiter, policy, outcomes, self._clock)
+        self._job_sync = JobSync(
+            uow_factory,
+            gateway,
+            limiter,
+            policy,
+            outcomes,
+            self._clock,
+            remote_changed=remote_changed,
+            conflicts=conflicts,
+        )
         self._batch_sync = BatchSync(
             gateway, limiter, self._job_sync, outcomes, wake=self._bell.ring, batch_size=batch_size
         )

@@ -42,6 +42,8 @@ class StoredClass:
 
     class_id: str
     generation: int
+    # Fields (name, parent_id, active) on which this write undoes a change made in QBO itself.
+    overwrites_qbo_edit: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,8 @@ class ClassSnapshot:
     is_active: bool
     is_sparse: bool
     version_token: int
+    # What QBO held at our last sync (the conflict rule's base); None when not known.
+    base: SideValues | None = None
 
     @property
     def parent_key(self) -> str | None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import structlog
 
 from classsync.domain import QboClass, split_full_name
-from classsync.sync.conflicts import decide, is_news, remote_key, sync_token_number
+from classsync.sync.conflicts import ConflictCounter, decide, is_news, remote_key, sync_token_number
 from classsync.sync.ports import ConflictRecorder, LocalClass, RemoteClass, RemoteUnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -53,12 +53,13 @@ class RemoteChangeApplier:
     def __init__(
         self,
         uow_factory: Callable[[], RemoteUnitOfWork],
-        recorder: ConflictRecorder,
+        recorder: ConflictRecorder | None = None,
         *,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._uow_factory = uow_factory
-        self._recorder = recorder
+        self._recorder = recorder or ConflictCounter()
+        self.conflicts = self._recorder  # where the counts can be read (metrics)
         self._clock = clock
 
     def apply(

@@ -21,6 +21,7 @@ from classsync.domain import (
 from classsync.sync.clock import SystemClock
 from classsync.sync.ports import (
     Clock,
+    ConflictRecorder,
     JobState,
     StoreConflict,
     StoredClass,
@@ -61,8 +62,10 @@ class IngestService:
         realm_id: str,
         max_classes_per_request: int,
         clock: Clock | None = None,
+        conflicts: ConflictRecorder | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._conflicts = conflicts
         self._clock = clock or SystemClock()
         self._board = board
         self._wake_engine = wake_engine
@@ -93,6 +96,7 @@ class IngestService:
         checked = [validate(item) for item in items]
         valid = [c for c in checked if isinstance(c, ValidClass)]
         stored = self._store(valid) if valid else []
+        self._report_overwrites(stored)
         stored_iter = iter(stored)
         results: list[Accepted | ClassOutcome] = []
         for offset, (item, check) in enumerate(zip(items, checked, strict=True)):
@@ -124,6 +128,21 @@ class IngestService:
         if stored:
             self._wake_engine()
         return results
+
+    def _report_overwrites(self, stored: Sequence[StoredClass | Rejection]) -> None:
+        """A resend that undoes a change made in QBO wins (it is the caller's newest word), but
+        never silently: each such field is logged and counted (docs/architecture.md)."""
+        for item in stored:
+            if isinstance(item, StoredClass) and item.overwrites_qbo_edit:
+                log.warning(
+                    "qbo_change_overwritten",
+                    class_id=item.class_id,
+                    realm_id=self._realm_id,
+                    fields=list(item.overwrites_qbo_edit),
+                )
+                for field in item.overwrites_qbo_edit:
+                    if self._conflicts is not None:
+                        self._conflicts.record(self._realm_id, "caller", field)
 
     def _store(self, valid: list[ValidClass]) -> list[StoredClass | Rejection]:
         for attempt in range(1, _STORE_ATTEMPTS + 1):
