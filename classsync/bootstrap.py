@@ -97,8 +97,12 @@ def build_token_manager(settings: Settings, storage: Storage) -> TokenManager:
 
 @dataclass
 class TwoWay:
-    """Changes made in QBO flowing back: the CDC poller, the webhook listener and its worker."""
+    """Changes made in QBO flowing back: the CDC poller, the webhook listener and its worker.
 
+    ``conflicts`` counts every field the conflict rule decided (for metrics).
+    """
+
+    conflicts: ConflictCounter
     applier: RemoteChangeApplier
     poller: CdcPoller | None
     worker: WebhookWorker
@@ -122,9 +126,9 @@ class TwoWay:
             self.poller.stop(timeout)
 
 
-def build_applier(storage: Storage) -> RemoteChangeApplier:
-    """Applies Classes changed in QBO to local rows; counts conflicts in ``applier.conflicts``."""
-    return RemoteChangeApplier(storage.remote_uow, ConflictCounter())
+def build_applier(storage: Storage, conflicts: ConflictCounter) -> RemoteChangeApplier:
+    """Applies Classes changed in QBO to local rows under the conflict rule."""
+    return RemoteChangeApplier(storage.remote_uow, conflicts)
 
 
 def build_two_way(
@@ -133,6 +137,7 @@ def build_two_way(
     gateway: QuickbooksGateway,
     limiter: RateLimiter,
     applier: RemoteChangeApplier,
+    conflicts: ConflictCounter,
 ) -> TwoWay:
     """Wire the pull (CDC) and push (webhook) paths for the configured realm."""
     remote_uow = storage.remote_uow
@@ -160,7 +165,7 @@ def build_two_way(
             verifier_token=token.get_secret_value,
             accept=intake.accept,
         )
-    return TwoWay(applier, poller, worker, webhooks)
+    return TwoWay(conflicts, applier, poller, worker, webhooks)
 
 
 @dataclass
@@ -256,7 +261,8 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         window_seconds=settings.qbo_rate_window_seconds,
     )
     gateway = build_gateway(settings, storage)
-    applier = build_applier(storage)
+    conflicts = ConflictCounter()
+    applier = build_applier(storage, conflicts)
     engine = build_engine(settings, storage, gateway, limiter, applier)
     ingest = IngestService(
         storage.uow,
@@ -264,7 +270,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         engine.wake,
         realm_id=settings.qbo_realm_id,
         max_classes_per_request=settings.max_classes_per_request,
-        conflicts=applier.conflicts,
+        conflicts=conflicts,
     )
     reads = ClassReadService(SqlAlchemyClassReader(storage.session_factory), engine.board)
     servicer = ClassServiceServicer(
@@ -289,5 +295,5 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         interval=_HEARTBEAT_INTERVAL_S,
         clock=SystemClock().now,
     )
-    two_way = build_two_way(settings, storage, gateway, limiter, applier)
+    two_way = build_two_way(settings, storage, gateway, limiter, applier, conflicts)
     return App(settings, storage, engine, ingest, server, heartbeat, two_way)

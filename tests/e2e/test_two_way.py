@@ -247,6 +247,54 @@ class TestNoOpResends:
         assert int(changed.results[0].sync_token) > int(first.results[1].sync_token)
 
 
+def conflicts(service: Service, winner: str) -> int:
+    two_way = service.app.two_way
+    assert two_way is not None
+    return two_way.conflicts.total(winner)
+
+
+class TestConflicts:
+    def test_a_qbo_rename_and_a_pending_deactivation_both_survive(
+        self, service_factory: Callable[..., Service]
+    ) -> None:
+        service = service_factory(qbo_cdc_interval_seconds=0)
+        ids = seed(service)
+        # The accountant renames; this server has not heard of it when the caller deactivates.
+        service.sandbox.admin.rename_class(service.realm_id, ids["Dept B"], "Dept Bee")
+        [reply] = service.send([klass("Dept B", is_active=False)])
+        assert reply.message == SUCCESS_MESSAGE
+        qbo = {c["Id"]: c for c in service.qbo_classes()}[ids["Dept B"]]
+        assert (qbo["Name"], qbo["Active"]) == ("Dept Bee", False)
+        assert local_follows_qbo(service)
+        assert conflicts(service, "qbo") == conflicts(service, "caller") == 0
+
+    def test_a_field_both_sides_changed_keeps_qbos_value_and_is_counted(
+        self, service_factory: Callable[..., Service]
+    ) -> None:
+        service = service_factory(qbo_cdc_interval_seconds=0)
+        ids = seed(service)
+        service.sandbox.admin.rename_class(service.realm_id, ids["Dept B"], "Dept Bee")
+        [reply] = service.send([klass("Dept Sea", qb_id=ids["Dept B"])])
+        assert reply.results[0].status == "SYNCED"
+        qbo = {c["Id"]: c for c in service.qbo_classes()}[ids["Dept B"]]
+        assert qbo["Name"] == "Dept Bee"
+        assert local_follows_qbo(service)
+        assert conflicts(service, "qbo") == 1
+
+    def test_a_resend_undoing_a_qbo_edit_already_read_back_wins_and_is_counted(
+        self, service_factory: Callable[..., Service]
+    ) -> None:
+        service = service_factory(qbo_cdc_interval_seconds=0.5)
+        ids = seed(service)
+        service.sandbox.admin.rename_class(service.realm_id, ids["Dept B"], "Dept Bee")
+        wait_until(lambda: local_follows_qbo(service), 3.0, "the rename to be read back")
+        [reply] = service.send([klass("Dept B", qb_id=ids["Dept B"])])
+        assert reply.message == SUCCESS_MESSAGE
+        qbo = {c["Id"]: c for c in service.qbo_classes()}[ids["Dept B"]]
+        assert qbo["Name"] == "Dept B"
+        assert conflicts(service, "caller") == 1
+
+
 @pytest.mark.slow
 class TestWebhookOutage:
     def test_cdc_catches_up_with_nothing_lost(
