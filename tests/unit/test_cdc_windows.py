@@ -11,7 +11,7 @@ from classsync.sync.limiter import RateLimiter
 from classsync.sync.ports import ChangePage, RemoteClass
 from classsync.sync.pull import CdcPoller, after_page, first_window
 from classsync.sync.remote_changes import RemoteChangeApplier
-from tests.unit.remote_fakes import FakeFeed, FakeRemoteUow, RemoteWorld, qbo_class
+from tests.fakes.remote import FakeFeed, FakeRemoteUow, RemoteWorld, qbo_class
 
 pytestmark = pytest.mark.unit
 

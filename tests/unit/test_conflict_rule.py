@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 from classsync.sync.conflicts import ConflictCounter, decide, is_news
 from classsync.sync.ports import LocalClass, SideValues
 from classsync.sync.remote_changes import RemoteChangeApplier
-from tests.unit.remote_fakes import FakeRemoteUow, RemoteWorld, qbo_class
+from tests.fakes.remote import FakeRemoteUow, RemoteWorld, qbo_class
 
 pytestmark = pytest.mark.unit
 

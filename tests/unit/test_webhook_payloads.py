@@ -15,7 +15,7 @@ from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.push import WebhookIntake, WebhookWorker
 from classsync.sync.remote_changes import RemoteChangeApplier
-from tests.unit.remote_fakes import FakeFeed, FakeRemoteUow, RemoteWorld, qbo_class
+from tests.fakes.remote import FakeFeed, FakeRemoteUow, RemoteWorld, qbo_class
 
 pytestmark = pytest.mark.unit
 
