@@ -169,6 +169,9 @@ def parse_qbo_time(text: object) -> datetime | None:
 
     A value without an offset is taken as UTC.
     """
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        # A number is read as epoch milliseconds (the form some QBO answers use for ``time``).
+        return datetime.fromtimestamp(text / 1000, tz=UTC).replace(tzinfo=None)
     if not isinstance(text, str) or not text.strip():
         return None
     try:
@@ -197,7 +200,13 @@ def cdc_page(answer: Mapping[str, Any]) -> ChangePage:
     classes: list[RemoteClass] = []
     for cdc in answer.get("CDCResponse") or []:
         for entry in (cdc or {}).get("QueryResponse") or []:
-            classes += [remote_class(item) for item in (entry or {}).get("Class") or []]
+            classes += [
+                remote_class(item)
+                for item in (entry or {}).get("Class") or []
+                # A Class cannot be deleted, only deactivated; a "Deleted" entry (documented for
+                # other entities) carries no fields to apply (docs/qbo.md, "CDC and webhooks").
+                if isinstance(item, dict) and item.get("status") != "Deleted"
+            ]
     return ChangePage(classes=classes, answered_at=_answered_at(answer))
 
 
