@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from classsync.sync.ports import WebhookNotice
+from classsync.domain import WebhookNotice
 
 log = structlog.get_logger(__name__)
 

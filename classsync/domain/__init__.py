@@ -51,6 +51,14 @@ from classsync.domain.identity import (
     lookup_keys,
     plan_upsert,
 )
+from classsync.domain.remote import (
+    ChangePage,
+    LocalClass,
+    RemoteApply,
+    RemoteClass,
+    SideValues,
+    WebhookNotice,
+)
 from classsync.domain.validation import validate
 
 __all__ = [
@@ -59,6 +67,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_QB_ID_LENGTH",
     "QBO_SEPARATOR",
+    "ChangePage",
     "ClassInput",
     "ClassOutcome",
     "ClassWrite",
@@ -66,6 +75,7 @@ __all__ = [
     "ErrorCode",
     "InvalidArgument",
     "KnownRows",
+    "LocalClass",
     "Placeholder",
     "QboAuthExpired",
     "QboClass",
@@ -82,13 +92,17 @@ __all__ = [
     "QboThrottled",
     "RealmTokens",
     "Rejection",
+    "RemoteApply",
+    "RemoteClass",
     "RequestTooLarge",
+    "SideValues",
     "StoredRow",
     "SyncStatus",
     "Unauthenticated",
     "UpsertPlan",
     "ValidClass",
     "WatchExpired",
+    "WebhookNotice",
     "join_path",
     "lookup_keys",
     "plan_upsert",

@@ -11,7 +11,7 @@ import structlog
 from quickbooks import QuickBooks
 from quickbooks.objects.trackingclass import Class
 
-from classsync.domain import ClassWrite, QboAuthExpired, QboClass, QboError
+from classsync.domain import ChangePage, ClassWrite, QboAuthExpired, QboClass, QboError
 from classsync.qbo.endpoints import (
     allow_plain_http_if_loopback,
     require_https_unless_loopback,
@@ -34,7 +34,6 @@ from classsync.qbo.sdk_mapping import (
     save_class,
     to_qbo_class,
 )
-from classsync.sync.ports import ChangePage
 
 log = structlog.get_logger(__name__)
 

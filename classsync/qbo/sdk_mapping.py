@@ -12,9 +12,15 @@ from quickbooks import QuickBooks
 from quickbooks.objects.base import Ref
 from quickbooks.objects.trackingclass import Class
 
-from classsync.domain import ClassWrite, QboClass, QboError, QboOutcomeUnknown
+from classsync.domain import (
+    ChangePage,
+    ClassWrite,
+    QboClass,
+    QboError,
+    QboOutcomeUnknown,
+    RemoteClass,
+)
 from classsync.qbo.errors import from_fault
-from classsync.sync.ports import ChangePage, RemoteClass
 
 # Recommended maximum items per batch request (docs/qbo.md, "Batch").
 MAX_BATCH_ITEMS = 30

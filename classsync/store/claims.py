@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Row
 
-from classsync.domain import join_path, split_full_name
+from classsync.domain import SideValues, join_path, split_full_name
 from classsync.store import statements as sql
-from classsync.sync.ports import ClaimedJob, ClassSnapshot, JobStatus, SideValues
+from classsync.sync.ports import ClaimedJob, ClassSnapshot, JobStatus
 
 _IN_PROGRESS = JobStatus.IN_PROGRESS.value
 

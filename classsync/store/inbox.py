@@ -10,8 +10,8 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from classsync.domain import WebhookNotice
 from classsync.store.models import WebhookEvent
-from classsync.sync.ports import WebhookNotice
 
 # An event that still cannot be applied after this many rounds is given up: the CDC poll reads
 # every change anyway (docs/architecture.md, "Changes made in QBO").

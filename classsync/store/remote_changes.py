@@ -12,10 +12,16 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from classsync.domain import SyncStatus, join_path, split_full_name
+from classsync.domain import (
+    LocalClass,
+    RemoteApply,
+    SideValues,
+    SyncStatus,
+    join_path,
+    split_full_name,
+)
 from classsync.store.inbox import WebhookInboxRepository
 from classsync.store.models import CdcMark, QBClass, SyncJob
-from classsync.sync.ports import LocalClass, RemoteApply, SideValues
 
 log = structlog.get_logger(__name__)
 

@@ -20,8 +20,15 @@ from dataclasses import dataclass
 
 import structlog
 
-from classsync.domain import QboClass, SyncStatus, join_path, split_full_name
-from classsync.sync.ports import LocalClass, RemoteApply, SideValues
+from classsync.domain import (
+    LocalClass,
+    QboClass,
+    RemoteApply,
+    SideValues,
+    SyncStatus,
+    join_path,
+    split_full_name,
+)
 
 log = structlog.get_logger(__name__)
 

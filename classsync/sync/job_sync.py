@@ -16,19 +16,13 @@ from classsync.domain import (
     QboDuplicateName,
     QboError,
     QboStaleSyncToken,
+    SideValues,
     SyncStatus,
 )
 from classsync.sync.conflicts import FIELDS, remote_values
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.outcomes import Outcomes
-from classsync.sync.ports import (
-    ClaimedJob,
-    Clock,
-    ConflictRecorder,
-    QboGateway,
-    SideValues,
-    UnitOfWork,
-)
+from classsync.sync.ports import ClaimedJob, Clock, ConflictRecorder, QboGateway, UnitOfWork
 from classsync.sync.retry_policy import Decision, RetryPolicy
 
 log = structlog.get_logger(__name__)

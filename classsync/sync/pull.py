@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from classsync.domain import QboError
+from classsync.domain import ChangePage, QboError
 from classsync.sync.limiter import RateLimiter
-from classsync.sync.ports import ChangePage, QboChangeFeed, RemoteUnitOfWork
+from classsync.sync.ports import QboChangeFeed, RemoteUnitOfWork
 from classsync.sync.remote_changes import RemoteChangeApplier, utcnow
 
 log = structlog.get_logger(__name__)

@@ -9,9 +9,9 @@ from datetime import datetime
 
 import structlog
 
-from classsync.domain import QboClass, QboNotFound, QboRejected
+from classsync.domain import QboClass, QboNotFound, QboRejected, WebhookNotice
 from classsync.sync.limiter import RateLimiter
-from classsync.sync.ports import QboChangeFeed, RemoteUnitOfWork, WebhookNotice
+from classsync.sync.ports import QboChangeFeed, RemoteUnitOfWork
 from classsync.sync.remote_changes import RemoteChangeApplier, utcnow
 
 log = structlog.get_logger(__name__)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import structlog
 
-from classsync.domain import QboClass, split_full_name
+from classsync.domain import LocalClass, QboClass, RemoteClass, split_full_name
 from classsync.sync.conflicts import ConflictCounter, decide, is_news, remote_key, sync_token_number
-from classsync.sync.ports import ConflictRecorder, LocalClass, RemoteClass, RemoteUnitOfWork
+from classsync.sync.ports import ConflictRecorder, RemoteUnitOfWork
 
 log = structlog.get_logger(__name__)
 

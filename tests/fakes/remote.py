@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
-from classsync.domain import QboClass
-from classsync.sync.ports import (
+from classsync.domain import (
     ChangePage,
     LocalClass,
+    QboClass,
     RemoteApply,
     RemoteClass,
     SideValues,

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from classsync.domain import ChangePage, RemoteClass
 from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.limiter import RateLimiter
-from classsync.sync.ports import ChangePage, RemoteClass
 from classsync.sync.pull import CdcPoller, after_page, first_window
 from classsync.sync.remote_changes import RemoteChangeApplier
 from tests.fakes.remote import FakeFeed, FakeRemoteUow, RemoteWorld, qbo_class

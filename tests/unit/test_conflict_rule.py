@@ -7,8 +7,8 @@ from datetime import datetime
 import pytest
 from structlog.testing import capture_logs
 
+from classsync.domain import LocalClass, SideValues
 from classsync.sync.conflicts import ConflictCounter, decide, is_news
-from classsync.sync.ports import LocalClass, SideValues
 from classsync.sync.remote_changes import RemoteChangeApplier
 from tests.fakes.remote import FakeRemoteUow, RemoteWorld, qbo_class
 

@@ -11,6 +11,7 @@ from classsync.domain import (
     ClassInput,
     KnownRows,
     QboClass,
+    SideValues,
     StoredRow,
     ValidClass,
     plan_upsert,
@@ -19,7 +20,7 @@ from classsync.domain import (
 from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.job_sync import JobSync
 from classsync.sync.limiter import RateLimiter
-from classsync.sync.ports import ClaimedJob, ClassSnapshot, SideValues
+from classsync.sync.ports import ClaimedJob, ClassSnapshot
 from classsync.sync.retry_policy import Retry, RetryPolicy
 from tests.fakes import FakeClock, FakeQboGateway
 
