@@ -28,6 +28,7 @@ SIGNATURE_HEADER = "intuit-signature"
 # A delivery is a few events; anything this large is not from Intuit.
 MAX_BODY_BYTES = 1024 * 1024
 _CLOUDEVENT_PREFIX = "qbo."
+_SOCKET_TIMEOUT_S = 10.0
 
 
 class BadPayload(ValueError):
@@ -126,12 +127,19 @@ def parse_payload(body: bytes) -> list[WebhookNotice]:
 
 class _Handler(BaseHTTPRequestHandler):
     server: WebhookServer._Http
+    timeout = _SOCKET_TIMEOUT_S  # a client that stops sending does not hold a thread for ever
 
     def do_POST(self) -> None:
         if self.path.split("?", 1)[0] != WEBHOOK_PATH:
             self._answer(HTTPStatus.NOT_FOUND)
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._answer(HTTPStatus.BAD_REQUEST)
+            return
         if length > MAX_BODY_BYTES:
             self._answer(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
             return

@@ -58,6 +58,7 @@ from classsync.domain.remote import (
     RemoteClass,
     SideValues,
     WebhookNotice,
+    qbo_path,
 )
 from classsync.domain.validation import validate
 
@@ -106,6 +107,7 @@ __all__ = [
     "join_path",
     "lookup_keys",
     "plan_upsert",
+    "qbo_path",
     "split_full_name",
     "validate",
 ]

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from classsync.domain.classes import QboClass
+from classsync.domain.classes import QBO_SEPARATOR, QboClass
+
+
+def qbo_path(full_name: str) -> tuple[str, ...]:
+    """The levels of a FullyQualifiedName as QBO writes it: joined with ':' only.
+
+    Unlike a caller's full name, a name QBO reports is never read in the ``A / B`` form: a Class
+    named "A / B" is one level.
+    """
+    return tuple(level.strip() for level in full_name.split(QBO_SEPARATOR))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from classsync.domain import (
     SideValues,
     SyncStatus,
     join_path,
+    qbo_path,
     split_full_name,
 )
 from classsync.store.inbox import WebhookInboxRepository
@@ -105,7 +106,7 @@ class RemoteChangeRepository:
             )
             return False
         remote = change.remote
-        path = split_full_name(change.key)
+        path = qbo_path(change.key)
         row.qb_id = remote.id
         row.name = change.values.name
         if change.key != old_key:
@@ -138,7 +139,7 @@ class RemoteChangeRepository:
                 full_name=change.key,
             )
             return False
-        path = split_full_name(change.key)
+        path = qbo_path(change.key)
         row = QBClass(
             id=str(uuid.uuid4()),
             qb_id=remote.id,
@@ -180,7 +181,7 @@ class RemoteChangeRepository:
             child.updated_at = now
             job = self._session.get(SyncJob, child.id)
             if job is not None:
-                job.depth = len(split_full_name(moved))
+                job.depth = len(qbo_path(moved))
         self._session.flush()
 
     def _settle_job(self, class_id: str, change: RemoteApply, depth: int, now: datetime) -> None:
@@ -218,7 +219,10 @@ class RemoteChangeRepository:
 
 
 def _parent_key(row: QBClass) -> str | None:
-    path = split_full_name(row.full_name_key or row.full_name or row.name)
+    if row.full_name_key:  # always ':'-joined
+        path = qbo_path(row.full_name_key)
+    else:
+        path = split_full_name(row.full_name or row.name)
     return join_path(path[:-1]) if len(path) > 1 else None
 
 

@@ -27,7 +27,7 @@ from classsync.domain import (
     SideValues,
     SyncStatus,
     join_path,
-    split_full_name,
+    qbo_path,
 )
 
 log = structlog.get_logger(__name__)
@@ -51,8 +51,7 @@ def remote_values(remote: QboClass) -> SideValues:
 
 def remote_key(remote: QboClass) -> str:
     """QBO's FullyQualifiedName in the local key form (levels joined with ':')."""
-    path = split_full_name(remote.fully_qualified_name or remote.name)
-    return join_path(path) if path else remote.name
+    return join_path(qbo_path(remote.fully_qualified_name or remote.name))
 
 
 def sync_token_number(sync_token: str) -> int:
@@ -99,7 +98,7 @@ def decide(
             merged[field] = ours
     values = SideValues(**merged)  # type: ignore[arg-type]
     # The row's full name: the winning parent's path, then the winning name.
-    parent_path = split_full_name(local.key if values.parent_id != theirs.parent_id else key)[:-1]
+    parent_path = qbo_path(local.key if values.parent_id != theirs.parent_id else key)[:-1]
     key = join_path((*parent_path, values.name))
     settled = values == theirs
     return RemoteApply(realm_id, remote, local, values, key, settled, edited_in_qbo), conflicts

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from classsync.domain import LocalClass, QboClass, RemoteClass, split_full_name
+from classsync.domain import LocalClass, QboClass, RemoteClass, qbo_path
 from classsync.sync.conflicts import ConflictCounter, decide, is_news, remote_key, sync_token_number
 from classsync.sync.ports import ConflictRecorder, RemoteUnitOfWork
 
@@ -42,7 +42,7 @@ def _in_order(classes: Sequence[RemoteClass | QboClass]) -> list[QboClass]:
             newest[qbo.id] = (stamp, qbo)
     ordered = sorted(
         newest.values(),
-        key=lambda pair: (pair[0], len(split_full_name(pair[1].fully_qualified_name)), pair[1].id),
+        key=lambda pair: (pair[0], len(qbo_path(pair[1].fully_qualified_name)), pair[1].id),
     )
     return [qbo for _, qbo in ordered]
 

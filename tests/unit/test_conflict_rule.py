@@ -135,3 +135,10 @@ def test_the_applier_skips_what_the_row_already_holds_and_keeps_the_newest_token
     newer = [qbo_class("30", "A", 1), qbo_class("30", "B", 2), qbo_class("30", "A", 1)]
     assert applier.apply(REALM, newer) == 1
     assert [c.remote.name for c in world.applied] == ["B"]
+
+
+def test_a_qbo_name_with_a_slash_is_one_level() -> None:
+    change, _ = decide(REALM, None, qbo_class("31", "R / D", 0))
+    assert change.key == "R / D"
+    nested, _ = decide(REALM, None, qbo_class("32", "Lab", 0, parent="31", fqn="R / D:Lab"))
+    assert nested.key == "R / D:Lab"
