@@ -139,6 +139,27 @@ class TestPullThroughCdc:
         assert reply.results[0].qb_id == ids["Dept A:Team"]
         assert len(service.rows()) == 3
 
+    @pytest.mark.slow
+    def test_more_changes_than_one_cdc_answer_holds_are_all_applied(
+        self, service_factory: Callable[..., Service], sandbox_factory: Callable[..., Any]
+    ) -> None:
+        # QBO answers at most 1,000 objects, the oldest first: the poll must ask again.
+        box = sandbox_factory(port=0)
+        realm = box.admin.create_realm()
+        service = service_factory(sandbox_=box, realm_=realm, qbo_cdc_interval_seconds=1.0)
+        wait_until(lambda: _polls(box) >= 1, 5.0, "the first poll (a full read)")
+        for n in range(1005):
+            box.admin.create_class(realm["realm_id"], f"Accountant {n}")
+        wait_until(lambda: len(service.rows()) == 1005, 60.0, "every change")
+        assert local_follows_qbo(service)
+        cdc = box.admin.counters()["requests"]["cdc"]
+        assert sum(cdc.values()) >= 2
+
+
+def _polls(box: Any) -> int:
+    requests = box.admin.counters()["requests"]
+    return sum(sum((requests.get(name) or {}).values()) for name in ("cdc", "query"))
+
 
 class TestPushThroughWebhooks:
     def test_edits_follow_within_about_a_second(
