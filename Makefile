@@ -1,6 +1,9 @@
 # classsync — `make help` lists the targets.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# The first of these that is Python >= 3.11 (override: make install PYTHON=/path/to/python3).
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3.14 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -13,10 +16,12 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml requirements.lock
-	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
+# requirements.lock pins the runtime set; requirements-dev.lock pins what the dev/bench extras add.
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
+	@test -n "$(PYTHON)" || { echo "need Python >= 3.11 (python3.11, python3.12, python3.13 or python3)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "$(PYTHON) does not run as Python >= 3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -c requirements-dev.lock -e '.[dev]'
 	@touch $@
 
 $(NODE_STAMP): tests/node/package.json tests/node/package-lock.json

@@ -1,4 +1,4 @@
-"""The `classsync` command: serve, migrate, sandbox, send, connect, status, retry, bench."""
+"""The `classsync` command: serve, migrate, sandbox, send (classsync/send.py), connect, status, retry, bench."""
 
 from __future__ import annotations
 
@@ -6,30 +6,38 @@ import argparse
 import json
 import signal
 import sys
+import textwrap
 import threading
-from pathlib import Path
+import traceback
 from typing import Any
 
+from classsync import __version__
 from classsync.config import Settings
 from classsync.logs import configure_logging
+from classsync.send import add_send_parser
 
 
 def _settings() -> Settings:
-    return Settings()
+    from classsync.preflight import load_settings
+
+    return load_settings()
 
 
 # --- serve -------------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the gRPC server and the sync engine until SIGTERM/SIGINT."""
     from classsync.bootstrap import build_app
+    from classsync.preflight import check_before_start
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
     import structlog
 
     log = structlog.get_logger("classsync.serve")
-    sandbox = _maybe_start_sandbox(settings, log) if settings.sandbox_autostart else None
-    app = build_app(settings)
+    # Every check (and the migration) runs before anything starts, the emulator included.
+    check_before_start(settings, migrate_on_start=settings.migrate_on_start and not args.no_migrate)
+    sandbox = _maybe_start_sandbox(settings, log) if settings.should_autostart_sandbox else None
+    app = build_app(settings, migrate=False)
     app.start()
     print(f"classsync listening on {settings.grpc_address} (port {app.port})", flush=True)
     stop = threading.Event()
@@ -49,9 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _maybe_start_sandbox(settings: Settings, log: Any) -> Any:
-    """With no QBO configured, run the local emulator in-process, so no Intuit account is needed."""
-    if not settings.uses_dev_sandbox:
-        return None
+    """Run the local emulator in-process at the address QBO_ENVIRONMENT names."""
     import socket
     from urllib.parse import urlsplit
 
@@ -79,10 +85,12 @@ def _maybe_start_sandbox(settings: Settings, log: Any) -> Any:
 # --- migrate -----------------------------------------------------------------------------------
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring the database schema up to date (or check it)."""
+    from classsync.preflight import check_database
     from classsync.store import migrate
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
+    check_database(settings)
     if args.check:
         migrate.check(settings.database_url)
         print("schema matches the models")
@@ -100,55 +108,20 @@ def cmd_sandbox(argv: list[str]) -> int:
     return sandbox_main(argv)
 
 
-# --- send --------------------------------------------------------------------------------------
-def load_payload(path: Path) -> list[dict[str, Any]]:
-    """Read a payload file: one ClassRequest ({"classes": [...]}), a list of them, or a list of Classes."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if isinstance(data, dict):
-        return [data]
-    if isinstance(data, list) and all(isinstance(x, dict) and "classes" in x for x in data):
-        return data
-    if isinstance(data, list):
-        return [{"classes": data}]
-    msg = f"{path}: expected an object with 'classes' or a list"
-    raise ValueError(msg)
-
-
-def cmd_send(args: argparse.Namespace) -> int:
-    """Stream a JSON payload to the server and print the reply (as JSON)."""
-    import grpc
-    from google.protobuf import json_format
-
-    from classsync.api._generated import class_service_pb2 as pb
-    from classsync.api._generated import class_service_pb2_grpc as pb_grpc
-
-    settings = _settings()
-    requests = [json_format.ParseDict(r, pb.ClassRequest()) for r in load_payload(Path(args.file))]
-    address = args.address or settings.grpc_address
-    metadata = []
-    if args.per_request:
-        metadata.append(("x-classsync-response", "per-request"))
-    if args.token:
-        metadata.append(("authorization", f"Bearer {args.token}"))
-    with grpc.insecure_channel(address) as channel:
-        stub = pb_grpc.ClassServiceStub(channel)
-        replies = stub.CreateClass(iter(requests), metadata=metadata, timeout=args.timeout)
-        ok = True
-        for reply in replies:
-            body = json_format.MessageToDict(reply, preserving_proto_field_name=True)
-            print(json.dumps(body, ensure_ascii=False, indent=2))
-            ok = ok and reply.message.startswith("✅")
-    return 0 if ok else 1
-
-
 # --- connect -----------------------------------------------------------------------------------
 def cmd_connect(args: argparse.Namespace) -> int:
     """OAuth authorize → code → tokens, stored in the database for the realm."""
-    from classsync.connect import run_connect
+    from classsync.connect import run_connect, run_connect_paste
+    from classsync.preflight import check_database, check_qbo_credentials
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
-    realm = run_connect(settings, open_browser=not args.no_browser, timeout=args.timeout)
+    check_qbo_credentials(settings)
+    check_database(settings)
+    if args.paste:
+        realm = run_connect_paste(settings, read_line=sys.stdin.readline)
+    else:
+        realm = run_connect(settings, open_browser=not args.no_browser, timeout=args.timeout)
     print(f"connected realm {realm}; tokens stored in the database")
     return 0
 
@@ -157,9 +130,11 @@ def cmd_connect(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Counts by status, the oldest pending age and the realm connection (never tokens)."""
     from classsync.bootstrap import build_storage
+    from classsync.preflight import check_database
     from classsync.sync.clock import SystemClock
 
     settings = _settings()
+    check_database(settings)
     storage = build_storage(settings, migrate=False)
     with storage.uow() as uow:
         counts = uow.jobs.counts()
@@ -184,9 +159,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     """Requeue FAILED jobs (all, or the given Class ids)."""
     from classsync.bootstrap import build_storage
+    from classsync.preflight import check_database
     from classsync.sync.clock import SystemClock
 
     settings = _settings()
+    check_database(settings)
     storage = build_storage(settings, migrate=False)
     with storage.uow() as uow:
         count = uow.jobs.requeue(
@@ -201,45 +178,108 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 # --- bench -------------------------------------------------------------------------------------
 def cmd_bench(argv: list[str]) -> int:
-    """Run the benchmark suite (see classsync/bench)."""
+    """Run the benchmark suite (see classsync/bench); it needs the `bench` extra."""
+    import importlib.util
+
+    missing = [m for m in ("psutil", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(
+            f"classsync bench needs {', '.join(missing)}: pip install 'classsync[bench]' "
+            "(or `make install`, which includes it)",
+            file=sys.stderr,
+        )
+        return 2
     from classsync.bench.cli import main as bench_main
 
     return bench_main(argv)
 
 
+# Settings each command reads (shown by its --help); `serve` reads them all.
+_DATABASE = ("DATABASE_URL", "TOKEN_ENCRYPTION_KEY")
+_LOGGING = ("LOG_LEVEL", "LOG_FORMAT")
+_QBO_APP = (
+    "QBO_ENVIRONMENT",
+    "QBO_API_BASE_URL",
+    "QBO_CLIENT_ID",
+    "QBO_CLIENT_SECRET",
+    "QBO_REDIRECT_URI",
+    "QBO_REALM_ID",
+    "QBO_TIMEOUT_SECONDS",
+)
+COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
+    "migrate": ("DATABASE_URL", *_LOGGING),
+    "send": ("GRPC_ADDRESS",),
+    "connect": (*_QBO_APP, *_DATABASE, *_LOGGING),
+    "status": (*_DATABASE, "QBO_REALM_ID"),
+    "retry": ("DATABASE_URL",),
+}
+
+
+def setting_names() -> list[str]:
+    """Every environment variable Settings reads (first name of each; Node aliases excluded)."""
+    names = []
+    for name, info in Settings.model_fields.items():
+        choices = getattr(info.validation_alias, "choices", None)
+        names.append(info.alias or (str(choices[0]) if choices else name.upper()))
+    return names
+
+
+def _epilog(names: tuple[str, ...] | list[str]) -> str:
+    return "settings read (environment or .env, see .env.example):\n  " + textwrap.fill(
+        ", ".join(names), width=90, subsequent_indent="  "
+    )
+
+
+def _command(sub: Any, name: str, help_text: str, names: tuple[str, ...] | list[str]) -> Any:
+    return sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=_epilog(names),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (sandbox and bench parse their own options)."""
     parser = argparse.ArgumentParser(prog="classsync", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"classsync {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the gRPC server and the sync engine").set_defaults(
-        func=cmd_serve
+    serve = _command(sub, "serve", "run the gRPC server and the sync engine", setting_names())
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not migrate; refuse to start unless the schema is at head (MIGRATE_ON_START=false)",
     )
-    migrate = sub.add_parser("migrate", help="apply database migrations")
+    serve.set_defaults(func=cmd_serve)
+    migrate = _command(sub, "migrate", "apply database migrations", COMMAND_SETTINGS["migrate"])
     migrate.add_argument("--check", action="store_true", help="only verify models == migrations")
     migrate.set_defaults(func=cmd_migrate)
     sub.add_parser("sandbox", help="run the local QBO emulator (see `classsync sandbox --help`)")
     sub.add_parser("bench", help="run the benchmarks (see `classsync bench --help`)")
-    send = sub.add_parser("send", help="stream a JSON payload of Classes and print the reply")
-    send.add_argument(
-        "file", help="JSON: {'classes': [...]}, a list of those, or a list of Classes"
+    add_send_parser(sub, _command, COMMAND_SETTINGS["send"])
+    connect = _command(
+        sub, "connect", "authorize the QBO app and store tokens", COMMAND_SETTINGS["connect"]
     )
-    send.add_argument("--address", help="server address (default: GRPC_ADDRESS)")
-    send.add_argument("--per-request", action="store_true", help="one reply per ClassRequest")
-    send.add_argument("--token", help="bearer token when the server requires one")
-    send.add_argument("--timeout", type=float, default=120.0, help="call deadline in seconds")
-    send.set_defaults(func=cmd_send)
-    connect = sub.add_parser("connect", help="authorize the QBO app and store tokens")
     connect.add_argument(
         "--no-browser", action="store_true", help="print the URL instead of opening it"
+    )
+    connect.add_argument(
+        "--paste",
+        action="store_true",
+        help="no local listener: print the consent URL, then read the redirected URL on stdin",
     )
     connect.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait for the redirect"
     )
     connect.set_defaults(func=cmd_connect)
-    sub.add_parser("status", help="sync counts, oldest pending age, realm connection").set_defaults(
-        func=cmd_status
-    )
-    retry = sub.add_parser("retry", help="requeue failed jobs")
+    _command(
+        sub,
+        "status",
+        "sync counts, oldest pending age, realm connection",
+        COMMAND_SETTINGS["status"],
+    ).set_defaults(func=cmd_status)
+    retry = _command(sub, "retry", "requeue failed jobs", COMMAND_SETTINGS["retry"])
     retry.add_argument("--failed", action="store_true", help="requeue every FAILED job (default)")
     retry.add_argument("--id", action="append", help="a Class id to requeue (repeatable)")
     retry.set_defaults(func=cmd_retry)
@@ -247,14 +287,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `classsync` command."""
+    """Entry point of the `classsync` command: a wrong setting is one line on stderr, exit 2."""
+    from classsync.preflight import ConfigError
+
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "sandbox":
-        return cmd_sandbox(argv[1:])
-    if argv and argv[0] == "bench":
-        return cmd_bench(argv[1:])
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        if argv and argv[0] == "sandbox":
+            return cmd_sandbox(argv[1:])
+        if argv and argv[0] == "bench":
+            return cmd_bench(argv[1:])
+        args = build_parser().parse_args(argv)
+        return int(args.func(args))
+    except ConfigError as exc:
+        if _debug_logging():
+            traceback.print_exc()
+        print(f"classsync: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _debug_logging() -> bool:
+    """LOG_LEVEL=DEBUG asks for tracebacks (unreadable settings count as not DEBUG)."""
+    from classsync.preflight import ConfigError, load_settings
+
+    try:
+        return load_settings().log_level.upper() == "DEBUG"
+    except ConfigError:
+        return False
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,7 @@ DEV_CLIENT_ID = "sandbox-client-id"
 DEV_CLIENT_SECRET = "sandbox-client-secret"
 DEV_REALM_ID = "9130350000000000001"
 DEV_REFRESH_TOKEN = "sandbox-dev-refresh-token"
+DEFAULT_DATABASE_URL = "sqlite:///./classsync.db"
 
 
 class Settings(BaseSettings):
@@ -29,7 +30,7 @@ class Settings(BaseSettings):
     )
 
     # --- storage and transport ---------------------------------------------------------------
-    database_url: str = Field(default="sqlite:///./classsync.db", alias="DATABASE_URL")
+    database_url: str = Field(default=DEFAULT_DATABASE_URL, alias="DATABASE_URL")
     grpc_address: str = Field(default="127.0.0.1:50051", alias="GRPC_ADDRESS")
     grpc_max_workers: int = Field(default=100, ge=2, alias="GRPC_MAX_WORKERS")
     max_classes_per_request: int = Field(default=1000, ge=1, alias="MAX_CLASSES_PER_REQUEST")
@@ -51,7 +52,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("QBO_CLIENT_SECRET", "CLIENT_SECRET"),
     )
     qbo_redirect_uri: str = Field(
-        default="http://127.0.0.1:8766/callback",
+        # Intuit refuses IP addresses in redirect URIs; localhost is accepted (development only).
+        default="http://localhost:8766/callback",
         validation_alias=AliasChoices("QBO_REDIRECT_URI", "REDIRECT_URI"),
     )
     qbo_realm_id: str = Field(default=DEV_REALM_ID, alias="QBO_REALM_ID")
@@ -92,14 +94,19 @@ class Settings(BaseSettings):
     token_encryption_key: SecretStr | None = Field(default=None, alias="TOKEN_ENCRYPTION_KEY")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     log_format: Literal["auto", "json", "console"] = Field(default="auto", alias="LOG_FORMAT")
-    # Start the local QBO emulator inside `classsync serve` when QBO points at the default dev address.
-    sandbox_autostart: bool = Field(default=True, alias="SANDBOX_AUTOSTART")
+    # Start the local QBO emulator inside `classsync serve` (only ever when QBO_ENVIRONMENT is its
+    # default address): unset = only with the default SQLite database; true = with any; false = never.
+    sandbox_autostart: bool | None = Field(default=None, alias="SANDBOX_AUTOSTART")
+    # false = `serve` does not migrate (the runtime database user needs no DDL rights); it then
+    # refuses to start unless the schema is already at head (`classsync migrate` does it once).
+    migrate_on_start: bool = Field(default=True, alias="MIGRATE_ON_START")
 
     @field_validator(
         "qbo_refresh_token",
         "grpc_auth_tokens",
         "token_encryption_key",
         "qbo_webhook_verifier_token",
+        "sandbox_autostart",
         mode="before",
     )
     @classmethod
@@ -139,6 +146,19 @@ class Settings(BaseSettings):
     def uses_dev_sandbox(self) -> bool:
         """True when QBO is the emulator at its default loopback address (so `serve` may start it)."""
         return self.qbo_environment.startswith(DEV_SANDBOX_URL)
+
+    @property
+    def uses_default_database(self) -> bool:
+        """True when DATABASE_URL is the default local SQLite file (a development setup)."""
+        return self.database_url.strip() == DEFAULT_DATABASE_URL
+
+    @property
+    def should_autostart_sandbox(self) -> bool:
+        """Whether `serve` starts the emulator: QBO is the emulator's default address, and either
+        SANDBOX_AUTOSTART=true or (unset and) the database is the default SQLite file."""
+        if not self.uses_dev_sandbox or self.sandbox_autostart is False:
+            return False
+        return self.sandbox_autostart is True or self.uses_default_database
 
     @property
     def bootstrap_refresh_token(self) -> str | None:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import http.server
 import secrets
+import sys
 import threading
 import webbrowser
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
 from classsync.bootstrap import build_storage
 from classsync.config import Settings
+from classsync.domain import RealmTokens
 from classsync.qbo.endpoints import allow_plain_http_if_loopback, is_loopback_url
 from classsync.qbo.oauth import authorization_url, exchange_code, make_auth_client_factory
 
@@ -53,13 +57,7 @@ def run_connect(settings: Settings, *, open_browser: bool, timeout: float) -> st
     thread = threading.Thread(target=listener.serve_forever, daemon=True)
     thread.start()
     try:
-        client = make_auth_client_factory(
-            settings.qbo_client_id,
-            settings.qbo_client_secret.get_secret_value(),
-            settings.qbo_redirect_uri,
-            settings.intuit_environment,
-            timeout_s=settings.qbo_timeout_seconds,
-        )()
+        client = _auth_client(settings)
         state = secrets.token_urlsafe(16)
         url = authorization_url(client, state)
         if is_loopback_url(url):
@@ -78,18 +76,76 @@ def run_connect(settings: Settings, *, open_browser: bool, timeout: float) -> st
         if not handler.done.wait(timeout):
             msg = f"no redirect reached {settings.qbo_redirect_uri} within {timeout:.0f} s"
             raise TimeoutError(msg)
-        result = handler.result
-        if result.get("state") != state:
-            msg = "the redirect's state does not match (possible CSRF); nothing was stored"
-            raise RuntimeError(msg)
-        if "error" in result:
-            msg = f"authorization refused: {result['error']}"
-            raise RuntimeError(msg)
-        realm_id = result.get("realmId") or settings.qbo_realm_id
-        tokens = exchange_code(client, result["code"], realm_id)
+        realm_id, tokens = _exchange(settings, client, handler.result, state)
     finally:
         listener.shutdown()
         listener.server_close()
+    return _store(settings, realm_id, tokens)
+
+
+def run_connect_paste(settings: Settings, *, read_line: Callable[[], str]) -> str:
+    """Like run_connect, for a machine with no browser and no reachable redirect listener.
+
+    The person opens the printed consent URL anywhere, approves, and pastes the address the
+    browser was redirected to (it need not have loaded: only its query is read).
+    """
+    allow_plain_http_if_loopback(settings.api_base_url, settings.intuit_environment)
+    client = _auth_client(settings)
+    state = secrets.token_urlsafe(16)
+    url = authorization_url(client, state)
+    print(
+        "Open this URL in any browser and approve the connection:\n"
+        f"  {url}\n"
+        "Then paste the full address the browser was sent to (it starts with "
+        f"{settings.qbo_redirect_uri}) and press Enter:",
+        flush=True,
+    )
+    pasted = read_line().strip()
+    query = urlsplit(pasted).query if "://" in pasted else pasted.lstrip("?")
+    result = {k: v[0] for k, v in parse_qs(query).items()}
+    if not result:
+        msg = "nothing pasted: expected the redirected URL with ?code=...&state=...&realmId=..."
+        raise RuntimeError(msg)
+    realm_id, tokens = _exchange(settings, client, result, state)
+    return _store(settings, realm_id, tokens)
+
+
+def _auth_client(settings: Settings) -> Any:
+    return make_auth_client_factory(
+        settings.qbo_client_id,
+        settings.qbo_client_secret.get_secret_value(),
+        settings.qbo_redirect_uri,
+        settings.intuit_environment,
+        timeout_s=settings.qbo_timeout_seconds,
+    )()
+
+
+def _exchange(
+    settings: Settings, client: Any, result: dict[str, str], state: str
+) -> tuple[str, RealmTokens]:
+    """Check the redirect's state and outcome, then trade its code for the realm's tokens."""
+    if result.get("state") != state:
+        msg = "the redirect's state does not match (possible CSRF); nothing was stored"
+        raise RuntimeError(msg)
+    if "error" in result:
+        msg = f"authorization refused: {result['error']}"
+        raise RuntimeError(msg)
+    if "code" not in result:
+        msg = "the redirect carries no authorization code; nothing was stored"
+        raise RuntimeError(msg)
+    realm_id = result.get("realmId") or settings.qbo_realm_id
+    if realm_id != settings.qbo_realm_id:
+        # serve syncs only QBO_REALM_ID: tokens for another company would sit unused.
+        print(
+            f"warning: Intuit connected company (realm) {realm_id}, but QBO_REALM_ID is "
+            f"{settings.qbo_realm_id}: set QBO_REALM_ID={realm_id} to sync to this company",
+            file=sys.stderr,
+            flush=True,
+        )
+    return realm_id, exchange_code(client, result["code"], realm_id)
+
+
+def _store(settings: Settings, realm_id: str, tokens: RealmTokens) -> str:
     storage = build_storage(settings)
     with storage.token_store.locked(realm_id) as realm:
         realm.save(tokens)

@@ -43,6 +43,20 @@ def _is_fault_code(value: object) -> bool:
     )
 
 
+class OneLineDecodeErrors(logging.Filter):
+    """grpc logs a full traceback for every request message it cannot decode (and answers the
+    call with INTERNAL); one warning line per call says as much without flooding the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Exception deserializing message!" and record.exc_info:
+            error = record.exc_info[1]
+            record.msg = "grpc_request_undecodable: %s: %s (the call was answered INTERNAL)"
+            record.args = (type(error).__name__, error)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     """Configure structlog and route stdlib logs (grpc, sqlalchemy, alembic) through the same chain.
 
@@ -88,6 +102,9 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    grpc_common = logging.getLogger("grpc._common")
+    if not any(isinstance(f, OneLineDecodeErrors) for f in grpc_common.filters):
+        grpc_common.addFilter(OneLineDecodeErrors())
     # Libraries that are chatty at INFO: keep their warnings only.
     for noisy in (
         "sqlalchemy",

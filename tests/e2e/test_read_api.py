@@ -209,7 +209,7 @@ class TestWatchClasses:
         svc = service_factory(sandbox_=fresh_sandbox, realm_=realm)
         fresh_sandbox.admin.set_faults(outage_seconds=120)
         [created] = svc.send([klass("Stuck")], metadata=NO_WAIT)
-        watch = svc.stub.WatchClasses(pb.GetClassesRequest(ids=[created.results[0].id]), timeout=2)
+        watch = svc.stub.WatchClasses(pb.GetClassesRequest(ids=[created.results[0].id]), timeout=5)
         assert next(watch).status == "PENDING"
         with pytest.raises(grpc.RpcError) as error:
             list(watch)
