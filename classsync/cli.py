@@ -139,6 +139,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     with storage.uow() as uow:
         counts = uow.jobs.counts()
         oldest = uow.jobs.oldest_pending()
+    with storage.remote_uow() as remote:
+        cdc_mark = remote.changes.cdc_mark(settings.qbo_realm_id)
+        waiting = remote.inbox.waiting()
     connection = storage.token_store.status(settings.qbo_realm_id)
     age = None
     if oldest is not None:
@@ -146,6 +149,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     report = {
         "jobs": {k: counts.get(k, 0) for k in ("PENDING", "IN_PROGRESS", "SYNCED", "FAILED")},
         "oldest_pending_age_seconds": age,
+        "changes_from_qbo": {
+            "cdc_changed_since": cdc_mark.isoformat() if cdc_mark else None,
+            "webhook_events_waiting": waiting,
+        },
         "realm": {
             "realm_id": settings.qbo_realm_id,
             "status": connection[0] if connection else "NOT_CONNECTED",

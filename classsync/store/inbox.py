@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -72,6 +72,15 @@ class WebhookInboxRepository:
             )
             for e in self._session.scalars(query)
         ]
+
+    def waiting(self) -> int:
+        """How many events are stored and not processed yet (for `classsync status`)."""
+        query = (
+            select(func.count())
+            .select_from(WebhookEvent)
+            .where(WebhookEvent.processed_at.is_(None))
+        )
+        return int(self._session.scalar(query) or 0)
 
     def mark_processed(self, event_ids: Sequence[str], now: datetime) -> None:
         """The events were applied (or needed nothing)."""
