@@ -78,7 +78,7 @@ class SyncEngine:
         poll_seconds: float = 1.0,
         batch_size: int = 1,
         clock: Clock | None = None,
-        remote_changed: Callable[[str, QboClass], object] | None = None,
+        remote_changed: Callable[[str, QboClass], int] | None = None,
         conflicts: ConflictRecorder | None = None,
     ) -> None:
         self._uow_factory = uow_factory

@@ -68,7 +68,7 @@ class JobSync:
         outcomes: Outcomes,
         clock: Clock,
         *,
-        remote_changed: Callable[[str, QboClass], object] | None = None,
+        remote_changed: Callable[[str, QboClass], int] | None = None,
         conflicts: ConflictRecorder | None = None,
     ) -> None:
         self._uow_factory = uow_factory
@@ -174,8 +174,10 @@ class JobSync:
         was kept), the caller's version is written and every field it overwrites is reported.
         """
         base = job.snapshot.base
-        if base is not None and base != remote_values(current) and self._remote_changed:
-            self._remote_changed(job.realm_id, current)
+        changed_in_qbo = base is not None and base != remote_values(current)
+        # Applied (0 when the row could not take it, e.g. its new name is held locally by another
+        # row): sync the merged row; otherwise fall through rather than loop.
+        if changed_in_qbo and self._remote_changed and self._remote_changed(job.realm_id, current):
             raise ChangedInQbo(self._policy.changed_in_qbo())
         theirs = remote_values(current)
         ours = SideValues(write.name, write.parent_id or None, write.active)

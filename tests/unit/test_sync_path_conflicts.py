@@ -68,7 +68,7 @@ def rig() -> tuple[FakeQboGateway, RecordingOutcomes, list[QboClass], ConflictCo
         RetryPolicy(),
         outcomes,  # type: ignore[arg-type]
         FakeClock(),
-        remote_changed=lambda realm_id, current: merged.append(current),
+        remote_changed=lambda realm_id, current: merged.append(current) or 1,
         conflicts=counter,
     )
     return qbo, outcomes, merged, counter, sync
