@@ -155,7 +155,14 @@ def build_two_way(
             realms,
             interval_seconds=settings.qbo_cdc_interval_seconds,
         )
-    worker = WebhookWorker(gateway, applier, remote_uow, limiter, realms)
+    worker = WebhookWorker(
+        gateway,
+        applier,
+        remote_uow,
+        limiter,
+        realms,
+        unreadable=poller.poll_soon if poller is not None else lambda: None,
+    )
     webhooks = None
     token = settings.qbo_webhook_verifier_token
     if settings.webhook_address is not None and token is not None:

@@ -62,7 +62,9 @@ class WebhookWorker:
         *,
         poll_seconds: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
+        unreadable: Callable[[], None] = lambda: None,
     ) -> None:
+        self._unreadable = unreadable
         self._feed = feed
         self._applier = applier
         self._uow_factory = uow_factory
@@ -129,7 +131,9 @@ class WebhookWorker:
                 with self._limiter.call(realm_id):
                     fetched.append(self._feed.read(realm_id, qbo_id))
             except (QboNotFound, QboRejected) as error:
-                # Nothing to read (QBO answers 610 for an unknown Id): the event needs nothing.
+                # QBO answers 610 for an unknown, and possibly an inactive, Id (docs/qbo.md,
+                # "Errors"): CDC reports inactive Classes too, so ask it now instead.
+                self._unreadable()
                 log.info(
                     "webhook_entity_unreadable", realm_id=realm_id, qb_id=qbo_id, error=str(error)
                 )

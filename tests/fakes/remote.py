@@ -13,6 +13,7 @@ from classsync.domain import (
     ChangePage,
     LocalClass,
     QboClass,
+    QboNotFound,
     RemoteApply,
     RemoteClass,
     SideValues,
@@ -174,4 +175,7 @@ class FakeFeed:
         return ChangePage(ordered[start_position - 1 : start_position - 1 + max_results], self.now)
 
     def read(self, realm_id: str, qbo_id: str) -> QboClass:
-        return [c.qbo for c in self.changes if c.qbo.id == qbo_id][-1]
+        found = [c.qbo for c in self.changes if c.qbo.id == qbo_id]
+        if not found:
+            raise QboNotFound(f"no class {qbo_id}", code="610")
+        return found[-1]

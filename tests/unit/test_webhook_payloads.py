@@ -130,3 +130,24 @@ def test_events_of_other_realms_and_entities_are_settled_without_a_qbo_read() ->
     assert worker.process_due() == 2
     assert world.applied == []
     assert all(done for _, done in world.events.values())
+
+
+def test_a_class_qbo_will_not_read_asks_cdc_to_poll_now() -> None:
+    world, feed, polls = RemoteWorld(), FakeFeed(NOW), []
+    uow = lambda: FakeRemoteUow(world)  # noqa: E731
+    applier = RemoteChangeApplier(uow, ConflictCounter(), clock=lambda: NOW)
+    worker = WebhookWorker(
+        feed,
+        applier,
+        uow,
+        RateLimiter(),
+        lambda: ["r1"],
+        clock=lambda: NOW,
+        unreadable=lambda: polls.append(1),
+    )
+    WebhookIntake(uow, worker.wake, clock=lambda: NOW).accept(
+        parse_payload(json.dumps([cloud_event("e1", "404")]).encode())
+    )
+    assert worker.process_due() == 1
+    assert polls == [1]
+    assert world.applied == []
