@@ -212,7 +212,8 @@ class WebhookServer:
 
     def stop(self) -> None:
         """Stop listening (requests in flight finish on their own threads)."""
-        self._http.shutdown()
+        if self._thread is not None:
+            self._http.shutdown()  # waits for serve_forever to return: only once it runs
         self._http.server_close()
         if self._thread is not None:
             self._thread.join(5.0)
