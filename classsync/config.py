@@ -126,8 +126,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _webhooks_need_the_verifier_token(self) -> Settings:
-        if self.webhook_address is not None and self.qbo_webhook_verifier_token is None:
-            msg = "WEBHOOK_ADDRESS is set but QBO_WEBHOOK_VERIFIER_TOKEN is empty: every delivery would be refused"
+        if self.webhook_address is None:
+            return self
+        _, _, port = self.webhook_address.rpartition(":")
+        if not port.isdigit():
+            msg = f"WEBHOOK_ADDRESS={self.webhook_address} needs host:port (e.g. 0.0.0.0:8080)"
+            raise ValueError(msg)
+        if self.qbo_webhook_verifier_token is None:
+            msg = (
+                "WEBHOOK_ADDRESS is set but QBO_WEBHOOK_VERIFIER_TOKEN is empty: "
+                "every delivery would be refused"
+            )
             raise ValueError(msg)
         return self
 
