@@ -118,7 +118,8 @@ class RemoteChangeApplier:
                     self._recorder.record(realm_id, "qbo", conflict.field)
                 if uow.changes.apply(change, now):
                     applied += 1
-                    log.info(
+                    # One line per Class at debug: a first full read may import thousands.
+                    log.debug(
                         "remote_change_applied",
                         realm_id=realm_id,
                         qb_id=remote.id,
@@ -132,6 +133,8 @@ class RemoteChangeApplier:
             if processed_events:
                 uow.inbox.mark_processed(processed_events, now)
             uow.commit()
+        if applied:
+            log.info("remote_changes_applied", realm_id=realm_id, applied=applied)
         return applied
 
 
