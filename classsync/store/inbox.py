@@ -25,11 +25,18 @@ class WebhookInboxRepository:
         self._session = session
 
     def add(self, notices: Sequence[WebhookNotice], now: datetime) -> int:
-        """Insert the events not stored yet; a known event id is skipped in the database itself,
-        so two replicas receiving the same delivery store it once."""
+        """Insert the events not stored yet. A known event id is also skipped by the database
+        itself, so two replicas receiving the same delivery at once store it once."""
         unique = {n.event_id: n for n in notices}
+        known = set(
+            self._session.scalars(
+                select(WebhookEvent.event_id).where(WebhookEvent.event_id.in_(list(unique)))
+            )
+        )
         added = 0
         for notice in unique.values():
+            if notice.event_id in known:
+                continue
             values = {
                 "eventId": notice.event_id,
                 "realmId": notice.realm_id,
@@ -41,7 +48,8 @@ class WebhookInboxRepository:
                 "attempts": 0,
             }
             result = self._session.execute(self._insert_ignoring_duplicates(values))
-            added += int(result.rowcount or 0)  # type: ignore[attr-defined]
+            # rowcount is 0 when a concurrent writer stored it first; some drivers say -1.
+            added += 0 if result.rowcount == 0 else 1  # type: ignore[attr-defined]
         return added
 
     def _insert_ignoring_duplicates(self, values: dict[str, Any]) -> Any:
