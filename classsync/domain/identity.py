@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from classsync.domain.classes import ErrorCode, Rejection, ValidClass, join_path, split_full_name
+from classsync.domain.classes import (
+    QBO_SEPARATOR,
+    ErrorCode,
+    Rejection,
+    ValidClass,
+    join_path,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +28,10 @@ class StoredRow:
     is_sparse: bool
     synced: bool  # its job is SYNCED: QBO holds this version
     edited_in_qbo: bool  # a change made in QBO itself was applied since our last write
+    # What the caller last sent (None: not known, the row's own values stand in).
+    sent_key: str | None = None
+    sent_full_name: str | None = None
+    sent_active: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +39,8 @@ class KnownRows:
     """The stored rows a request's Classes could be, as row ids.
 
     ``by_key`` maps a fully-qualified name in QBO form ("A:B") to the row holding it; ``by_qb_id``
-    maps a QBO Id to the row linked to it. They need only cover ``lookup_keys(items)``.
+    maps a QBO Id to the row linked to it. They need only cover ``lookup_keys(items)``; a row
+    renamed or moved in QBO is also found under the full name the caller last sent for it.
     ``stored`` (by row id) holds what those rows hold; a row missing there is always rewritten.
     """
 
@@ -85,8 +96,10 @@ class UpsertPlan:
     it was refused. ``queue`` lists every row whose sync job starts a new generation (depth
     1 for a top-level Class, for parents-first claiming); ``placeholders`` are the ancestors
     created here, whose jobs are queued once and never re-queued by a child. ``unchanged`` are
-    rows resent exactly as stored and synced: nothing is written or queued for them.
-    ``overwrites`` names, per updated row, the fields that undo a change made in QBO itself.
+    rows resent exactly as the caller last sent them, and synced: nothing is written or queued
+    for them. In ``updates``, a field the caller sent as before keeps the row's value (a change
+    made in QBO stands); ``sent`` then holds the Class as the caller sent it. ``overwrites``
+    names, per updated row, the fields that undo a change made in QBO itself.
     """
 
     results: list[str | Rejection]
@@ -95,6 +108,7 @@ class UpsertPlan:
     queue: dict[str, int]
     placeholders: dict[str, int]
     unchanged: set[str] = field(default_factory=set)
+    sent: dict[str, ValidClass] = field(default_factory=dict)
     overwrites: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
@@ -148,46 +162,72 @@ def plan_upsert(
 def _plan_update(item: ValidClass, row_id: str, stored: StoredRow | None, plan: UpsertPlan) -> bool:
     """Plan the update of a stored row; True when it is an identical resend (nothing to do)."""
     resent = stored is not None and stored.synced and row_id not in plan.updates
-    if resent and stored is not None and _identical(item, stored):
+    if resent and stored is not None and _as_sent(item, stored):
         plan.unchanged.add(row_id)
         return True
     plan.unchanged.discard(row_id)
-    plan.updates[row_id] = item
+    row = item if stored is None else _keep_qbo_edits(item, stored)
+    plan.updates[row_id] = row
+    if row is not item:
+        plan.sent[row_id] = item
     if stored is not None and stored.edited_in_qbo:
-        undone = _qbo_fields_changed(item, stored)
+        undone = _qbo_fields_changed(row, stored)
         if undone:
             plan.overwrites[row_id] = undone
     return False
 
 
-def _identical(item: ValidClass, stored: StoredRow) -> bool:
-    return (
-        item.name,
-        item.full_name,
-        item.key,
-        item.is_sub_class,
-        item.is_active,
-        item.domain_source,
-        item.is_sparse,
-    ) == (
-        stored.name,
-        stored.full_name,
-        stored.key,
-        stored.is_sub_class,
-        stored.is_active,
+def _sent(stored: StoredRow) -> tuple[str, str | None, bool]:
+    """(key, full name, active) as the caller last sent them; the row's own if not known."""
+    if stored.sent_key is None:
+        return stored.key, stored.full_name, stored.is_active
+    active = stored.is_active if stored.sent_active is None else stored.sent_active
+    return stored.sent_key, stored.sent_full_name, active
+
+
+def _as_sent(item: ValidClass, stored: StoredRow) -> bool:
+    """The caller sends exactly what it sent last time (name and sub-class follow the key)."""
+    return (item.key, item.full_name, item.is_active, item.domain_source, item.is_sparse) == (
+        *_sent(stored),
         stored.domain_source,
         stored.is_sparse,
     )
 
 
+def _keep_qbo_edits(item: ValidClass, stored: StoredRow) -> ValidClass:
+    """``item`` with the row's value for each field the caller sent unchanged.
+
+    Those fields differ from what the caller sent only because of a change made in QBO, read
+    back since: the conflict rule keeps it (QBO wins for the fields changed there).
+    """
+    if stored.sent_key is None:
+        return item
+    sent_key, _, sent_active = _sent(stored)
+    changes: dict[str, object] = {}
+    if item.key == sent_key and stored.key != item.key:
+        path = tuple(stored.key.split(QBO_SEPARATOR))
+        changes.update(
+            path=path, name=path[-1], full_name=stored.full_name, is_sub_class=len(path) > 1
+        )
+    if item.is_active == sent_active and stored.is_active != item.is_active:
+        changes["is_active"] = stored.is_active
+    return replace(item, **changes) if changes else item  # type: ignore[arg-type]
+
+
 def _qbo_fields_changed(item: ValidClass, stored: StoredRow) -> tuple[str, ...]:
-    """The fields QBO syncs (name, parent, active) on which ``item`` differs from the row."""
+    """The fields QBO syncs (name, parent, active) that ``item`` takes back from a change made
+    in QBO: the row's value came from QBO (it differs from what the caller sent, or that is not
+    known) and ``item`` has another one."""
+    sent_key, _, sent_active = _sent(stored)
+    known = stored.sent_key is not None
+    path = tuple(stored.key.split(QBO_SEPARATOR))
+    sent_path = tuple(sent_key.split(QBO_SEPARATOR))
     changed = []
-    if item.name != stored.name:
+    if item.name != stored.name and (not known or path[-1] != sent_path[-1]):
         changed.append("name")
-    if item.parent_path != split_full_name(stored.key)[:-1]:
+    if item.parent_path != path[:-1] and (not known or path[:-1] != sent_path[:-1]):
         changed.append("parent_id")
-    if item.is_active != stored.is_active:
+    if item.is_active != stored.is_active and (not known or stored.is_active != sent_active):
         changed.append("active")
     return tuple(changed)
 

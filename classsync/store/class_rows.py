@@ -47,7 +47,10 @@ class ClassRepository:
         if plan.updates:
             self._session.connection().execute(
                 UPDATE_CLASS,
-                [_update_values(row_id, row, now) for row_id, row in plan.updates.items()],
+                [
+                    _update_values(row_id, row, plan.sent.get(row_id, row), now)
+                    for row_id, row in plan.updates.items()
+                ],
             )
         generations = JobQueue(self._session).enqueue(
             plan.queue, plan.placeholders, realm_id=realm_id, now=now, fresh=plan.inserts.keys()
@@ -72,7 +75,14 @@ class ClassRepository:
         by_qb_id: dict[str, str] = {}
         stored: dict[str, StoredRow] = {}
         generations: dict[str, int] = {}
-        for column, values in ((QBClass.full_name_key, keys), (QBClass.qb_id, qb_ids)):
+        # A row renamed or moved in QBO is found under the name the caller last sent too; a row
+        # holding that name now comes first (setdefault, full names before caller keys).
+        lookups = (
+            (QBClass.full_name_key, keys),
+            (QBClass.caller_key, keys),
+            (QBClass.qb_id, qb_ids),
+        )
+        for column, values in lookups:
             for chunk in in_chunks(values):
                 query = (
                     select(QBClass, SyncJob.status, SyncJob.generation)
@@ -82,6 +92,8 @@ class ClassRepository:
                 for row, status, generation in self._session.execute(query).tuples():
                     if row.full_name_key:
                         by_key.setdefault(row.full_name_key, row.id)
+                    if column is QBClass.caller_key and row.caller_key:
+                        by_key.setdefault(row.caller_key, row.id)
                     if row.qb_id:
                         by_qb_id[row.qb_id] = row.id
                     stored[row.id] = _stored_row(row, status)
@@ -101,6 +113,9 @@ def _stored_row(row: QBClass, job_status: str | None) -> StoredRow:
         is_sparse=row.is_sparse,
         synced=job_status == JobStatus.SYNCED.value and row.qb_id is not None,
         edited_in_qbo=row.qbo_edited_at is not None,
+        sent_key=row.caller_key,
+        sent_full_name=row.caller_full_name,
+        sent_active=row.caller_active,
     )
 
 
@@ -120,12 +135,21 @@ def _insert_values(row_id: str, row: ValidClass | Placeholder, now: datetime) ->
         "isSparse": row.is_sparse,
         "createdAt": now,
         "updatedAt": now,
+        # What the caller sent (a placeholder: the path its child named).
+        "callerKey": row.key,
+        "callerFullName": row.full_name,
+        "callerActive": row.is_active,
     }
 
 
-def _update_values(row_id: str, row: ValidClass, now: datetime) -> dict[str, object]:
-    # Parameters of UPDATE_CLASS.
+def _update_values(
+    row_id: str, row: ValidClass, sent: ValidClass, now: datetime
+) -> dict[str, object]:
+    # Parameters of UPDATE_CLASS: the row's new values, and what the caller sent.
     return {
+        "b_caller_key": sent.key,
+        "b_caller_full_name": sent.full_name,
+        "b_caller_active": sent.is_active,
         "b_id": row_id,
         "b_now": now,
         "b_name": row.name,

@@ -87,6 +87,7 @@ class QBClass(Base):
         # Prisma's @unique is a unique INDEX (not a constraint) named <Table>_<col>_key.
         Index("QBClass_qbId_key", "qbId", unique=True),
         Index("QBClass_fullNameKey_key", "fullNameKey", unique=True),
+        Index("QBClass_callerKey_idx", "callerKey"),
     )
 
     id: Mapped[str] = mapped_column("id", _uuid(), primary_key=True, default=new_id)
@@ -123,6 +124,11 @@ class QBClass(Base):
     qbo_active: Mapped[bool | None] = mapped_column("qboActive", Boolean())
     # When a change made in QBO itself was last applied here; our next write to QBO clears it.
     qbo_edited_at: Mapped[datetime | None] = mapped_column("qboEditedAt", _timestamp())
+    # What the caller last sent for this row (its full-name key, full name and active flag): a
+    # caller repeating itself after a change made in QBO is found by it and changes nothing.
+    caller_key: Mapped[str | None] = mapped_column("callerKey", _text(512))
+    caller_full_name: Mapped[str | None] = mapped_column("callerFullName", Text())
+    caller_active: Mapped[bool | None] = mapped_column("callerActive", Boolean())
 
 
 class SyncJob(Base):

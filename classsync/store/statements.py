@@ -43,6 +43,9 @@ UPDATE_CLASS = (
             CLASS.c.isActive: bindparam("b_is_active"),
             CLASS.c.domainSource: bindparam("b_domain_source"),
             CLASS.c.isSparse: bindparam("b_is_sparse"),
+            CLASS.c.callerKey: bindparam("b_caller_key"),
+            CLASS.c.callerFullName: bindparam("b_caller_full_name"),
+            CLASS.c.callerActive: bindparam("b_caller_active"),
             CLASS.c.updatedAt: bindparam("b_now"),
         }
     )

@@ -302,6 +302,46 @@ class TestConflicts:
         assert local_follows_qbo(service)
         assert conflicts(service, "qbo") == 1
 
+    def test_resending_the_same_payload_after_a_qbo_rename_changes_nothing(
+        self, service_factory: Callable[..., Service]
+    ) -> None:
+        service = service_factory(qbo_cdc_interval_seconds=0.5)
+        payload = [klass("Dept A"), klass("Dept B"), klass("Team", "Dept A:Team")]
+        [first] = service.send(payload)
+        ids = {r.full_name_key: r.qb_id for r in service.rows()}
+        admin, realm = service.sandbox.admin, service.realm_id
+        admin.rename_class(realm, ids["Dept A"], "Division A")
+        wait_until(lambda: local_follows_qbo(service), 3.0, "the rename to be read back")
+        before = admin.counters()["realms"][realm]["requests"]
+
+        # The caller still calls it "Dept A": the same rows, no QBO write, the rename stands.
+        [again] = service.send(payload)
+        assert [r.status for r in again.results] == ["SYNCED"] * 3
+        assert list(again.ids) == list(first.ids)
+        assert [r.qb_id for r in again.results] == [r.qb_id for r in first.results]
+        writes = admin.counters()["realms"][realm]["requests"] - before
+        assert writes <= 1  # at most a CDC poll; no create, no update
+        assert sorted(c["FullyQualifiedName"] for c in service.qbo_classes()) == [
+            "Dept B",
+            "Division A",
+            "Division A:Team",
+        ]
+        assert len(service.rows()) == 3
+        assert conflicts(service, "caller") == 0
+
+    def test_a_field_the_caller_changes_after_a_qbo_rename_keeps_the_rename(
+        self, service_factory: Callable[..., Service]
+    ) -> None:
+        service = service_factory(qbo_cdc_interval_seconds=0.5)
+        ids = seed(service)
+        service.sandbox.admin.rename_class(service.realm_id, ids["Dept B"], "Dept Bee")
+        wait_until(lambda: local_follows_qbo(service), 3.0, "the rename to be read back")
+        [reply] = service.send([klass("Dept B", is_active=False)])
+        assert reply.message == SUCCESS_MESSAGE
+        qbo = {c["Id"]: c for c in service.qbo_classes()}[ids["Dept B"]]
+        assert (qbo["Name"], qbo["Active"]) == ("Dept Bee", False)
+        assert conflicts(service, "caller") == 0
+
     def test_a_resend_undoing_a_qbo_edit_already_read_back_wins_and_is_counted(
         self, service_factory: Callable[..., Service]
     ) -> None:
@@ -309,10 +349,10 @@ class TestConflicts:
         ids = seed(service)
         service.sandbox.admin.rename_class(service.realm_id, ids["Dept B"], "Dept Bee")
         wait_until(lambda: local_follows_qbo(service), 3.0, "the rename to be read back")
-        [reply] = service.send([klass("Dept B", qb_id=ids["Dept B"])])
+        [reply] = service.send([klass("Dept Sea", qb_id=ids["Dept B"])])
         assert reply.message == SUCCESS_MESSAGE
         qbo = {c["Id"]: c for c in service.qbo_classes()}[ids["Dept B"]]
-        assert qbo["Name"] == "Dept B"
+        assert qbo["Name"] == "Dept Sea"
         assert conflicts(service, "caller") == 1
 
 

@@ -151,11 +151,42 @@ def test_a_changed_or_unsynced_resend_is_updated_and_queued() -> None:
     assert plan_upsert([valid("Ops")], pending).queue == {"r1": 1}
 
 
-def test_a_resend_undoing_a_qbo_edit_names_the_fields_it_overwrites() -> None:
-    # The accountant renamed "Ops" to "Operations" and it was read back; the caller renames it
-    # back through its qb_id and reactivates it.
-    known = KnownRows(
-        {"Operations": "r1"}, {"7": "r1"}, {"r1": stored("Operations", edited=True, active=False)}
+def renamed_in_qbo() -> KnownRows:
+    """ "Ops" (sent by the caller) was renamed "Operations" in QBO and read back."""
+    row = StoredRow(
+        "Operations",
+        "Operations",
+        "Operations",
+        False,
+        True,
+        None,
+        False,
+        True,
+        True,
+        sent_key="Ops",
+        sent_full_name="Ops",
+        sent_active=True,
     )
-    plan = plan_upsert([valid("Ops", qb_id="7")], known)
-    assert plan.overwrites == {"r1": ("name", "active")}
+    return KnownRows({"Operations": "r1", "Ops": "r1"}, {"7": "r1"}, {"r1": row})
+
+
+def test_the_caller_repeating_itself_after_a_qbo_rename_changes_nothing() -> None:
+    plan = plan_upsert([valid("Ops")], renamed_in_qbo())
+    assert plan.results == ["r1"]
+    assert plan.unchanged == {"r1"}
+    assert plan.queue == {}
+
+
+def test_a_field_the_caller_changed_is_taken_and_qbos_rename_stands() -> None:
+    plan = plan_upsert([valid("Ops", active=False)], renamed_in_qbo())
+    row = plan.updates["r1"]
+    assert (row.name, row.key, row.is_active) == ("Operations", "Operations", False)
+    assert plan.sent["r1"].key == "Ops"  # remembered as the caller sent it
+    assert plan.overwrites == {}
+    assert plan.queue == {"r1": 1}
+
+
+def test_a_resend_undoing_a_qbo_edit_names_the_fields_it_overwrites() -> None:
+    plan = plan_upsert([valid("Ops Team", qb_id="7")], renamed_in_qbo())
+    assert plan.updates["r1"].name == "Ops Team"
+    assert plan.overwrites == {"r1": ("name",)}

@@ -5,7 +5,10 @@
    compares both sides with (docs/architecture.md, "Changes made in QBO"). ``qboEditedAt``
    (nullable) is when a change made in QBO itself was last applied to the row; our next
    successful write clears it. Existing rows keep NULL (no base known: the rule treats every
-   difference as a change made in QBO).
+   difference as a change made in QBO). ``callerKey``, ``callerFullName``, ``callerActive``
+   (nullable; ``callerKey`` indexed) hold what the caller last sent for the row, so a caller that
+   repeats itself after a change made in QBO is recognised (under its old name too) and changes
+   nothing.
 2. ``"ClasssyncWebhookEvent"``: the webhook inbox, one row per event id (a redelivery is a
    no-op), stored before the endpoint answers and processed afterwards.
 3. ``"ClasssyncCdcMark"``: per realm, the ``changedSince`` of the next CDC poll, stored in the
@@ -42,9 +45,14 @@ def _timestamp() -> sa.types.TypeEngine[object]:
     )
 
 
+def _text(mysql_length: int) -> sa.types.TypeEngine[str]:
+    # MySQL cannot key or index a TEXT column without a prefix length: VARCHAR there, TEXT
+    # elsewhere.
+    return sa.Text().with_variant(sa.String(mysql_length), *_MYSQL)
+
+
 def _key_text() -> sa.types.TypeEngine[str]:
-    # MySQL cannot key a TEXT column without a prefix length: VARCHAR there, TEXT elsewhere.
-    return sa.Text().with_variant(sa.String(191), *_MYSQL)
+    return _text(191)
 
 
 def _now() -> sa.TextClause:
@@ -59,6 +67,10 @@ def upgrade() -> None:
     op.add_column("QBClass", sa.Column("qboParentId", sa.Text(), nullable=True))
     op.add_column("QBClass", sa.Column("qboActive", sa.Boolean(), nullable=True))
     op.add_column("QBClass", sa.Column("qboEditedAt", _timestamp(), nullable=True))
+    op.add_column("QBClass", sa.Column("callerKey", _text(512), nullable=True))
+    op.add_column("QBClass", sa.Column("callerFullName", sa.Text(), nullable=True))
+    op.add_column("QBClass", sa.Column("callerActive", sa.Boolean(), nullable=True))
+    op.create_index("QBClass_callerKey_idx", "QBClass", ["callerKey"])
     op.create_table(
         "ClasssyncWebhookEvent",
         sa.Column("eventId", _key_text(), nullable=False),
@@ -94,6 +106,15 @@ def downgrade() -> None:
         "ClasssyncWebhookEvent_processedAt_receivedAt_idx", table_name="ClasssyncWebhookEvent"
     )
     op.drop_table("ClasssyncWebhookEvent")
+    op.drop_index("QBClass_callerKey_idx", table_name="QBClass")
     with op.batch_alter_table("QBClass") as batch:
-        for column in ("qboEditedAt", "qboActive", "qboParentId", "qboName"):
+        for column in (
+            "callerActive",
+            "callerFullName",
+            "callerKey",
+            "qboEditedAt",
+            "qboActive",
+            "qboParentId",
+            "qboName",
+        ):
             batch.drop_column(column)
