@@ -10,6 +10,9 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := tests/node/node_modules/.installed
 PRISMA_STAMP := tools/prisma/node_modules/.installed
 PYTEST_ARGS ?=
+IMAGE ?= classsync:latest
+BASE_IMAGE ?= python:3.11-slim
+WHEELHOUSE := build/wheelhouse
 
 .DEFAULT_GOAL := help
 
@@ -69,6 +72,16 @@ protos: install ## regenerate the gRPC stubs from protos/
 protos-check: protos ## fail if the committed stubs differ from a fresh generation
 	git diff --exit-code -- classsync/api/_generated
 
+wheelhouse: install ## wheels of classsync and its locked runtime dependencies (build/wheelhouse)
+	rm -rf $(WHEELHOUSE)
+	$(BIN)/pip wheel -q --disable-pip-version-check -c requirements.lock -w $(WHEELHOUSE) .
+
+image: wheelhouse ## the container image (IMAGE=classsync:latest; BASE_IMAGE=local/python:3.11 without a registry)
+	docker build --network host --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) .
+
+base-images: ## local Debian base images for machines where no image registry answers
+	tools/container/build-base.sh
+
 lint: install ## ruff check + format check + mypy
 	$(BIN)/ruff check classsync tests
 	$(BIN)/ruff format --check classsync tests
@@ -81,4 +94,4 @@ format: install ## apply ruff's formatting and safe fixes
 clean: ## remove caches and local state (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache bench-out classsync.db classsync.db-*
 
-.PHONY: help install node-deps run sandbox migrate test test-fast test-unit test-integration test-e2e bench protos protos-check lint format clean
+.PHONY: help install node-deps run sandbox migrate wheelhouse image base-images test test-fast test-unit test-integration test-e2e bench protos protos-check lint format clean

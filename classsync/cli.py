@@ -1,4 +1,4 @@
-"""The `classsync` command: serve, migrate, sandbox, send (classsync/send.py), connect, status, retry, bench."""
+"""The `classsync` command: serve, migrate, sandbox, send (classsync/send.py), connect, status, retry, health, bench."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import traceback
+from pathlib import Path
 from typing import Any
 
 from classsync import __version__
@@ -183,6 +184,41 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- health ------------------------------------------------------------------------------------
+def _loopback_address(address: str) -> str:
+    """The address a local probe dials: a wildcard bind (0.0.0.0, [::]) becomes loopback."""
+    host, _, port = address.rpartition(":")
+    if host in ("0.0.0.0", "[::]", "::", ""):  # noqa: S104 (compared, not bound)
+        return f"127.0.0.1:{port}"
+    return address
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Ask the server's gRPC health service; exit 0 when it answers SERVING (container probes)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    settings = _settings()
+    address = args.address or _loopback_address(settings.grpc_address)
+    if settings.grpc_tls_cert_file:
+        # The server's own certificate as the root: a probe beside a self-signed server.
+        root = Path(settings.grpc_tls_cert_file).read_bytes()
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=root))
+    else:
+        channel = grpc.insecure_channel(address)
+    with channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout
+            )
+        except grpc.RpcError as exc:
+            print(f"unhealthy: {exc.code().name} from {address}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{status} ({address})")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
 # --- bench -------------------------------------------------------------------------------------
 def cmd_bench(argv: list[str]) -> int:
     """Run the benchmark suite (see classsync/bench); it needs the `bench` extra."""
@@ -290,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--failed", action="store_true", help="requeue every FAILED job (default)")
     retry.add_argument("--id", action="append", help="a Class id to requeue (repeatable)")
     retry.set_defaults(func=cmd_retry)
+    health = sub.add_parser("health", help="exit 0 when the server's gRPC health says SERVING")
+    health.add_argument("--address", help="server address (default: GRPC_ADDRESS, via loopback)")
+    health.add_argument("--service", default="", help="service name to ask about (default: all)")
+    health.add_argument("--timeout", type=float, default=3.0, help="call deadline in seconds")
+    health.set_defaults(func=cmd_health)
     return parser
 
 
