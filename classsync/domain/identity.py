@@ -131,8 +131,9 @@ def plan_upsert(
     Identity: a Class with a qb_id is the row linked to that QBO Id (it may be renamed), and is
     refused when that Id is unknown or its new full name belongs to another row. Without a
     qb_id, it is the row with the same fully-qualified name ("A / B" and "A:B" are one name),
-    or a new row. Missing ancestors become placeholders. A Class sent twice in one request is
-    one row; the last one sent wins.
+    or the row the caller last sent under that name (renamed or moved in QBO since), or a new
+    row. Missing ancestors become placeholders. A Class sent twice in one request is one row;
+    the last one sent wins. A synced row sent again as before is left alone (``unchanged``).
     """
     by_key = dict(known.by_key)  # grows with the rows planned here
     plan = UpsertPlan(results=[], inserts={}, updates={}, queue={}, placeholders={})
@@ -154,7 +155,8 @@ def plan_upsert(
             if _plan_update(item, row_id, known.stored.get(row_id), plan):
                 plan.results.append(row_id)
                 continue
-        plan.queue[row_id] = item.depth
+        written = plan.updates.get(row_id, item)  # an update may keep QBO's path (and depth)
+        plan.queue[row_id] = written.depth
         plan.results.append(row_id)
     return plan
 
