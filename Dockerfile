@@ -24,11 +24,13 @@ COPY --from=build /opt/classsync /opt/classsync
 ENV PATH=/opt/classsync/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     GRPC_ADDRESS=0.0.0.0:50051 \
+    METRICS_ADDRESS=0.0.0.0:9464 \
     SHUTDOWN_GRACE_SECONDS=7 \
     LOG_FORMAT=json
 USER classsync
 WORKDIR /home/classsync
-EXPOSE 50051
+# 9464: /metrics, /healthz, /readyz (METRICS_ADDRESS; empty turns them off).
+EXPOSE 50051 9464
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["classsync", "health"]
 STOPSIGNAL SIGTERM

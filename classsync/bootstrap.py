@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -11,8 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from classsync.api.server import BuiltServer, build_server
 from classsync.api.servicer import ClassServiceServicer
-from classsync.api.webhooks import WebhookServer
 from classsync.config import Settings
+from classsync.observability.health import HealthMonitor, HealthReport, check
+from classsync.observability.http import OpsHttpServer
+from classsync.observability.metrics import Metrics, QueueCollector
+from classsync.observability.runtime import Observability
 from classsync.qbo.endpoints import allow_plain_http_if_loopback
 from classsync.qbo.gateway import QuickbooksGateway
 from classsync.qbo.oauth import make_auth_client_factory
@@ -20,6 +25,7 @@ from classsync.qbo.token_manager import TokenManager
 from classsync.store.class_reads import SqlAlchemyClassReader
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.migrate import upgrade
+from classsync.store.monitoring import StoreMonitor
 from classsync.store.remote_changes import SqlAlchemyRemoteUnitOfWork
 from classsync.store.replicas import ReplicaRegistry
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
@@ -28,14 +34,15 @@ from classsync.sync.clock import SystemClock
 from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
-from classsync.sync.pull import CdcPoller
-from classsync.sync.push import WebhookIntake, WebhookWorker
+from classsync.sync.metered import MeteredGateway, metered_uow_factory
+from classsync.sync.ports import JobStatus, QboGateway, SyncMetrics, UnitOfWork
 from classsync.sync.reads import ClassReadService
 from classsync.sync.remote_changes import RemoteChangeApplier
 from classsync.sync.replicas import ReplicaHeartbeat
 from classsync.sync.retry_policy import RetryPolicy
 from classsync.sync.service import IngestService
 from classsync.sync.settled import SettledBoard
+from classsync.two_way import TwoWay, build_applier, build_two_way
 
 log = structlog.get_logger(__name__)
 
@@ -96,86 +103,6 @@ def build_token_manager(settings: Settings, storage: Storage) -> TokenManager:
 
 
 @dataclass
-class TwoWay:
-    """Changes made in QBO flowing back: the CDC poller, the webhook listener and its worker.
-
-    ``conflicts`` counts every field the conflict rule decided (for metrics).
-    """
-
-    conflicts: ConflictCounter
-    applier: RemoteChangeApplier
-    poller: CdcPoller | None
-    worker: WebhookWorker
-    webhooks: WebhookServer | None
-
-    def start(self, *, syncing: bool) -> None:
-        """Start the listener always (events are stored), the poller and worker when syncing."""
-        if self.webhooks is not None:
-            self.webhooks.start()
-        if syncing:
-            self.worker.start()
-            if self.poller is not None:
-                self.poller.start()
-
-    def stop(self, timeout: float) -> None:
-        """Stop listening first (Intuit delivers again later), then the background threads."""
-        if self.webhooks is not None:
-            self.webhooks.stop()
-        self.worker.stop(timeout)
-        if self.poller is not None:
-            self.poller.stop(timeout)
-
-
-def build_applier(storage: Storage, conflicts: ConflictCounter) -> RemoteChangeApplier:
-    """Applies Classes changed in QBO to local rows under the conflict rule."""
-    return RemoteChangeApplier(storage.remote_uow, conflicts)
-
-
-def build_two_way(
-    settings: Settings,
-    storage: Storage,
-    gateway: QuickbooksGateway,
-    limiter: RateLimiter,
-    applier: RemoteChangeApplier,
-    conflicts: ConflictCounter,
-) -> TwoWay:
-    """Wire the pull (CDC) and push (webhook) paths for the configured realm."""
-    remote_uow = storage.remote_uow
-
-    def realms() -> list[str]:
-        return [settings.qbo_realm_id]
-
-    poller = None
-    if settings.qbo_cdc_interval_seconds > 0:
-        poller = CdcPoller(
-            gateway,
-            applier,
-            remote_uow,
-            limiter,
-            realms,
-            interval_seconds=settings.qbo_cdc_interval_seconds,
-        )
-    worker = WebhookWorker(
-        gateway,
-        applier,
-        remote_uow,
-        limiter,
-        realms,
-        unreadable=poller.poll_soon if poller is not None else lambda: None,
-    )
-    webhooks = None
-    token = settings.qbo_webhook_verifier_token
-    if settings.webhook_address is not None and token is not None:
-        intake = WebhookIntake(remote_uow, worker.wake)
-        webhooks = WebhookServer(
-            settings.webhook_address,
-            verifier_token=token.get_secret_value,
-            accept=intake.accept,
-        )
-    return TwoWay(conflicts, applier, poller, worker, webhooks)
-
-
-@dataclass
 class App:
     """Everything `classsync serve` runs, wired together."""
 
@@ -186,6 +113,7 @@ class App:
     server: BuiltServer
     heartbeat: ReplicaHeartbeat
     two_way: TwoWay | None = None
+    observability: Observability | None = None
 
     @property
     def port(self) -> int:
@@ -194,6 +122,8 @@ class App:
 
     def start(self) -> None:
         """Start syncing (unless disabled) and serving."""
+        if self.observability is not None:
+            self.observability.start()
         if self.settings.sync_enabled:
             self.heartbeat.start()
             self.engine.start()
@@ -205,6 +135,8 @@ class App:
     def stop(self, grace: float | None = None) -> None:
         """Drain: refuse new calls, let calls in flight finish (bounded), stop syncing, close."""
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        if self.observability is not None:
+            self.observability.stop()  # first, so no health check flips the drain back
         self.server.set_serving(False)
         stopped = self.server.server.stop(grace)
         if self.two_way is not None:
@@ -232,11 +164,21 @@ def build_gateway(settings: Settings, storage: Storage) -> QuickbooksGateway:
 def build_engine(
     settings: Settings,
     storage: Storage,
-    gateway: QuickbooksGateway,
     limiter: RateLimiter,
-    applier: RemoteChangeApplier,
+    uow_factory: Callable[[], UnitOfWork] | None = None,
+    metrics: SyncMetrics | None = None,
+    *,
+    gateway: QuickbooksGateway | None = None,
+    applier: RemoteChangeApplier | None = None,
 ) -> SyncEngine:
-    """The sync engine and its retry policy."""
+    """The sync engine, its QBO gateway (timed when ``metrics``) and its retry policy.
+
+    With ``applier``, a change made in QBO found where the engine writes is merged into the row
+    under the conflict rule first (docs/architecture.md, "Changes made in QBO").
+    """
+    qbo: QboGateway = gateway or build_gateway(settings, storage)
+    if metrics is not None:
+        qbo = MeteredGateway(qbo, metrics)
     policy = RetryPolicy(
         base_seconds=settings.sync_backoff_base_seconds,
         max_seconds=settings.sync_backoff_max_seconds,
@@ -245,8 +187,8 @@ def build_engine(
         stale_retries=settings.sync_stale_retries,
     )
     return SyncEngine(
-        storage.uow,
-        gateway,
+        uow_factory or storage.uow,
+        qbo,
         limiter,
         policy,
         SettledBoard(),
@@ -254,8 +196,10 @@ def build_engine(
         lease_seconds=settings.sync_lease_seconds,
         poll_seconds=settings.sync_poll_seconds,
         batch_size=settings.qbo_batch_size if settings.qbo_use_batch else 1,
-        remote_changed=lambda realm_id, current: applier.apply(realm_id, [current]),
-        conflicts=applier.conflicts,
+        remote_changed=None
+        if applier is None
+        else (lambda realm, qbo: applier.apply(realm, [qbo])),
+        conflicts=None if applier is None else applier.conflicts,
     )
 
 
@@ -267,12 +211,18 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         per_minute=settings.qbo_requests_per_minute,
         window_seconds=settings.qbo_rate_window_seconds,
     )
+    metrics = Metrics() if settings.metrics_address else None
+    uow_factory: Callable[[], UnitOfWork] = storage.uow
+    if metrics is not None:
+        uow_factory = metered_uow_factory(storage.uow, metrics)
     gateway = build_gateway(settings, storage)
-    conflicts = ConflictCounter()
-    applier = build_applier(storage, conflicts)
-    engine = build_engine(settings, storage, gateway, limiter, applier)
+    conflicts = ConflictCounter(forward_to=metrics)
+    applier = build_applier(storage.remote_uow, conflicts)
+    engine = build_engine(
+        settings, storage, limiter, uow_factory, metrics, gateway=gateway, applier=applier
+    )
     ingest = IngestService(
-        storage.uow,
+        uow_factory,
         engine.board,
         engine.wake,
         realm_id=settings.qbo_realm_id,
@@ -294,6 +244,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         auth_tokens=settings.auth_tokens,
         tls_cert_file=settings.grpc_tls_cert_file,
         tls_key_file=settings.grpc_tls_key_file,
+        call_recorder=metrics,
     )
     heartbeat = ReplicaHeartbeat(
         ReplicaRegistry(storage.session_factory, ttl=timedelta(seconds=_HEARTBEAT_TTL_S)),
@@ -302,5 +253,64 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         interval=_HEARTBEAT_INTERVAL_S,
         clock=SystemClock().now,
     )
-    two_way = build_two_way(settings, storage, gateway, limiter, applier, conflicts)
-    return App(settings, storage, engine, ingest, server, heartbeat, two_way)
+    two_way = build_two_way(settings, storage.remote_uow, gateway, limiter, applier, conflicts)
+    observability = build_observability(settings, storage, server, metrics)
+    return App(settings, storage, engine, ingest, server, heartbeat, two_way, observability)
+
+
+def store_monitor(settings: Settings, storage: Storage) -> StoreMonitor:
+    """The database facts health checks, metrics and `classsync status` read."""
+    return StoreMonitor(
+        storage.engine,
+        storage.session_factory,
+        settings.qbo_realm_id,
+        assume_connected=settings.bootstrap_refresh_token is not None,
+    )
+
+
+def status_report(settings: Settings, storage: Storage) -> tuple[dict[str, Any], bool]:
+    """What `classsync status` prints (the health checks' facts and the queue), and readiness."""
+    health = check(store_monitor(settings, storage), settings.qbo_realm_id)
+    report: dict[str, Any] = health.as_dict()
+    report.pop("checked_at")
+    if health.database_reachable:
+        with storage.uow() as uow:
+            counts = uow.jobs.counts()
+            oldest = uow.jobs.oldest_pending()
+        age = None if oldest is None else (SystemClock().now() - oldest).total_seconds()
+        report["jobs"] = {status.value: counts.get(status.value, 0) for status in JobStatus}
+        report["oldest_pending_age_seconds"] = None if age is None else round(age, 1)
+        connection = storage.token_store.status(settings.qbo_realm_id)
+        report["realm"]["status"] = connection[0] if connection else "NOT_CONNECTED"
+        with storage.remote_uow() as remote:
+            mark = remote.changes.cdc_mark(settings.qbo_realm_id)
+            report["changes_from_qbo"] = {
+                "cdc_changed_since": None if mark is None else mark.isoformat(),
+                "webhook_events_waiting": remote.inbox.waiting(),
+            }
+    return report, health.ready
+
+
+def build_observability(
+    settings: Settings, storage: Storage, server: BuiltServer, metrics: Metrics | None
+) -> Observability:
+    """The health checker (feeding gRPC health) and, with metrics on, the HTTP endpoint."""
+    monitor_store = store_monitor(settings, storage)
+
+    def publish(report: HealthReport) -> None:
+        server.set_serving(report.database_reachable)
+        if report.realm_connected is not None:  # unknown until the database was reached once
+            server.set_qbo_connected(report.realm_connected)
+
+    monitor = HealthMonitor(
+        monitor_store,
+        settings.qbo_realm_id,
+        interval=settings.health_check_seconds,
+        on_change=publish,
+    )
+    http = None
+    if metrics is not None:
+        metrics.watch_queue(QueueCollector(monitor_store, settings.qbo_realm_id))
+        metrics.watch_readiness(lambda: monitor.report.ready)
+        http = OpsHttpServer(settings.metrics_address, metrics.registry, lambda: monitor.report)
+    return Observability(monitor, http)

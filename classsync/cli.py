@@ -129,39 +129,19 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 # --- status / retry ----------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    """Counts by status, the oldest pending age and the realm connection (never tokens)."""
-    from classsync.bootstrap import build_storage
-    from classsync.preflight import check_database
-    from classsync.sync.clock import SystemClock
+    """The facts /readyz and gRPC health use, plus job counts (never tokens); 1 when not ready."""
+    from classsync.bootstrap import build_storage, status_report
+    from classsync.preflight import parse_database_url
 
     settings = _settings()
-    check_database(settings)
+    parse_database_url(
+        settings
+    )  # an unreadable URL is a configuration error; unreachable is a fact
     storage = build_storage(settings, migrate=False)
-    with storage.uow() as uow:
-        counts = uow.jobs.counts()
-        oldest = uow.jobs.oldest_pending()
-    with storage.remote_uow() as remote:
-        cdc_mark = remote.changes.cdc_mark(settings.qbo_realm_id)
-        waiting = remote.inbox.waiting()
-    connection = storage.token_store.status(settings.qbo_realm_id)
-    age = None
-    if oldest is not None:
-        age = round((SystemClock().now() - oldest).total_seconds(), 1)
-    report = {
-        "jobs": {k: counts.get(k, 0) for k in ("PENDING", "IN_PROGRESS", "SYNCED", "FAILED")},
-        "oldest_pending_age_seconds": age,
-        "changes_from_qbo": {
-            "cdc_changed_since": cdc_mark.isoformat() if cdc_mark else None,
-            "webhook_events_waiting": waiting,
-        },
-        "realm": {
-            "realm_id": settings.qbo_realm_id,
-            "status": connection[0] if connection else "NOT_CONNECTED",
-            "message": connection[1] if connection else None,
-        },
-    }
+    report, ready = status_report(settings, storage)
+    storage.engine.dispose()
     print(json.dumps(report, indent=2))
-    return 0
+    return 0 if ready else 1
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
@@ -253,7 +233,8 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "migrate": ("DATABASE_URL", *_LOGGING),
     "send": ("GRPC_ADDRESS",),
     "connect": (*_QBO_APP, *_DATABASE, *_LOGGING),
-    "status": (*_DATABASE, "QBO_REALM_ID"),
+    # A realm with no stored tokens counts as connected when a refresh token to start from exists.
+    "status": (*_DATABASE, "QBO_REALM_ID", "QBO_REFRESH_TOKEN", "QBO_ENVIRONMENT"),
     "retry": ("DATABASE_URL",),
 }
 

@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     # refuses to start unless the schema is already at head (`classsync migrate` does it once).
     migrate_on_start: bool = Field(default=True, alias="MIGRATE_ON_START")
 
+    # --- monitoring ----------------------------------------------------------------------------
+    # /metrics, /healthz and /readyz listen here; empty = off.
+    metrics_address: str = Field(default="127.0.0.1:9464", alias="METRICS_ADDRESS")
+    # How often the health checker pings the database and reads the realm's state.
+    health_check_seconds: float = Field(default=5.0, gt=0, alias="HEALTH_CHECK_SECONDS")
+
     @field_validator(
         "qbo_refresh_token",
         "grpc_auth_tokens",

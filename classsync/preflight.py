@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -11,6 +12,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from classsync.config import DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_REALM_ID, Settings
+from classsync.observability.http import split_address
 from classsync.store import migrate
 from classsync.store.database import normalize_database_url
 
@@ -43,6 +45,7 @@ def check_before_start(settings: Settings, *, migrate_on_start: bool) -> None:
     check_sandbox_guard(settings)
     check_qbo_credentials(settings)
     check_tls_files(settings)
+    check_metrics_address(settings)
     check_database(settings)
     if migrate_on_start:
         migrate_database(settings)
@@ -106,6 +109,24 @@ def check_tls_files(settings: Settings) -> None:
         if b"-----BEGIN " not in data:
             msg = f"{name}={path} is not a PEM file: point it at a PEM file"
             raise ConfigError(msg)
+
+
+def check_metrics_address(settings: Settings) -> None:
+    """METRICS_ADDRESS (when set) is host:port and free to listen on."""
+    if not settings.metrics_address:
+        return
+    try:
+        host, port = split_address(settings.metrics_address)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except (OSError, ValueError) as exc:
+        msg = (
+            f"METRICS_ADDRESS {settings.metrics_address} cannot be listened on ({exc}): set a "
+            "free host:port, or leave it empty to turn /metrics, /healthz and /readyz off"
+        )
+        raise ConfigError(msg) from exc
 
 
 def parse_database_url(settings: Settings) -> URL:

@@ -11,10 +11,13 @@ from grpc_reflection.v1alpha import reflection
 
 from classsync.api._generated import class_service_pb2 as pb
 from classsync.api._generated import class_service_pb2_grpc as pb_grpc
+from classsync.api.call_metrics import CallMetricsInterceptor, CallRecorder
 from classsync.api.interceptors import CallContextInterceptor
 from classsync.api.servicer import ClassServiceServicer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ClassService"].full_name
+# Health name that is NOT_SERVING while the QBO realm is disconnected (its token was refused).
+QBO_HEALTH_NAME = "classsync.qbo"
 
 
 class BuiltServer:
@@ -37,6 +40,15 @@ class BuiltServer:
         for name in ("", SERVICE_NAME):
             self.health.set(name, status)
 
+    def set_qbo_connected(self, connected: bool) -> None:
+        """Report SERVING / NOT_SERVING under ``classsync.qbo``."""
+        self.health.set(
+            QBO_HEALTH_NAME,
+            health_pb2.HealthCheckResponse.SERVING
+            if connected
+            else health_pb2.HealthCheckResponse.NOT_SERVING,
+        )
+
 
 def build_server(
     servicer: ClassServiceServicer,
@@ -47,11 +59,15 @@ def build_server(
     auth_tokens: list[str],
     tls_cert_file: str | None = None,
     tls_key_file: str | None = None,
+    call_recorder: CallRecorder | None = None,
 ) -> BuiltServer:
     """Build (not start) the server and bind ``address`` (port 0 picks a free port)."""
+    interceptors: list[grpc.ServerInterceptor] = [CallContextInterceptor(auth_tokens)]
+    if call_recorder is not None:
+        interceptors.insert(0, CallMetricsInterceptor(call_recorder))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        interceptors=[CallContextInterceptor(auth_tokens)],
+        interceptors=interceptors,
         # A stream holds one worker thread for its whole life; refuse calls beyond the pool
         # instead of queueing them silently.
         maximum_concurrent_rpcs=max_workers,

@@ -147,6 +147,7 @@ class ServerProcess(_Child):
                 "QBO_REALM_ID": str(realm["realm_id"]),
                 "QBO_REFRESH_TOKEN": str(realm["refresh_token"]),
                 "SANDBOX_AUTOSTART": "false",
+                "METRICS_ADDRESS": "127.0.0.1:0",  # several servers at once: each picks a port
                 "LOG_FORMAT": "json",
                 **settings,
             }

@@ -29,6 +29,7 @@ from classsync.domain import (
     join_path,
     qbo_path,
 )
+from classsync.sync.remote_ports import ConflictRecorder
 
 log = structlog.get_logger(__name__)
 
@@ -105,16 +106,22 @@ def decide(
 
 
 class ConflictCounter:
-    """``ports.ConflictRecorder`` kept in memory: counts per (realm, winner, field), thread-safe."""
+    """``ConflictRecorder`` kept in memory: counts per (realm, winner, field), thread-safe.
 
-    def __init__(self) -> None:
+    ``forward_to`` (the metrics, when on) is told of each conflict too.
+    """
+
+    def __init__(self, forward_to: ConflictRecorder | None = None) -> None:
         self._counts: Counter[tuple[str, str, str]] = Counter()
         self._lock = threading.Lock()
+        self._forward_to = forward_to
 
-    def record(self, realm_id: str, winner: str, field: str) -> None:
+    def conflict_decided(self, realm_id: str, winner: str, field: str) -> None:
         """One field decided in favour of ``winner`` (``qbo`` or ``caller``)."""
         with self._lock:
             self._counts[(realm_id, winner, field)] += 1
+        if self._forward_to is not None:
+            self._forward_to.conflict_decided(realm_id, winner, field)
 
     def counts(self) -> dict[tuple[str, str, str], int]:
         """A copy of the counts, keyed by (realm, winner, field)."""

@@ -16,7 +16,8 @@ from classsync.sync.clock import SystemClock
 from classsync.sync.job_sync import JobSync
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.outcomes import Outcomes
-from classsync.sync.ports import ClaimedJob, Clock, ConflictRecorder, QboGateway, UnitOfWork
+from classsync.sync.ports import ClaimedJob, Clock, QboGateway, UnitOfWork
+from classsync.sync.remote_ports import ConflictRecorder
 from classsync.sync.retry_policy import RetryPolicy
 from classsync.sync.settled import SettledBoard
 
@@ -82,6 +83,7 @@ class SyncEngine:
         conflicts: ConflictRecorder | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._limiter = limiter
         self.board = board  # where settled jobs are posted for waiting callers
         self._workers = workers
         self._lease = timedelta(seconds=lease_seconds)
@@ -199,6 +201,8 @@ class SyncEngine:
         return len(jobs)
 
     def _claim(self, lease_owner: str) -> list[ClaimedJob]:
+        if not self._limiter.has_share:
+            return []  # other replicas hold every QBO slot of the realm for now
         with self._uow_factory() as uow:
             jobs = uow.jobs.claim(
                 owner=lease_owner,

@@ -22,7 +22,8 @@ from classsync.domain import (
 from classsync.sync.conflicts import FIELDS, remote_values
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.outcomes import Outcomes
-from classsync.sync.ports import ClaimedJob, Clock, ConflictRecorder, QboGateway, UnitOfWork
+from classsync.sync.ports import ClaimedJob, Clock, QboGateway, UnitOfWork
+from classsync.sync.remote_ports import ConflictRecorder
 from classsync.sync.retry_policy import Decision, RetryPolicy
 
 log = structlog.get_logger(__name__)
@@ -194,7 +195,7 @@ class JobSync:
                     caller_value=caller_value,
                 )
                 if self._conflicts is not None:
-                    self._conflicts.record(job.realm_id, "caller", field)
+                    self._conflicts.conflict_decided(job.realm_id, "caller", field)
 
     def _call(self, job: ClaimedJob, call: Callable[[], _T]) -> _T:
         with self._limiter.call(job.realm_id):

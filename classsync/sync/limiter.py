@@ -29,6 +29,8 @@ class _RealmGate:
         # QBO counts per minute; the window is a setting only so that tests and benchmarks can
         # mirror an emulator that counts in shorter windows (budgets scale with it).
         self.window_s = window_s
+        # A replica without a share has 0 slots: nothing starts, the pacing below just needs a rate.
+        per_minute = max(1, per_minute)
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         self.slot_freed = threading.Condition()
@@ -50,6 +52,7 @@ class _RealmGate:
         with self.slot_freed:
             self.max_in_flight = max_in_flight
             self.slot_freed.notify_all()
+        per_minute = max(1, per_minute)  # 0 slots: nothing starts (see __init__)
         with self.lock:
             self.per_minute = per_minute
             self.per_window = _per_window(per_minute, self.window_s)
@@ -121,6 +124,7 @@ class RateLimiter:
         self._per_minute = per_minute
         self._window_seconds = window_seconds
         self._replicas = 1
+        self._rank = 0
         self._clock = clock
         self._sleep = sleep
         self._gates: dict[str, _RealmGate] = {}
@@ -136,19 +140,17 @@ class RateLimiter:
             return gate
 
     def _share(self) -> tuple[int, int]:
-        return (
-            max(1, self._max_in_flight // self._replicas),
-            max(1, self._per_minute // self._replicas),
-        )
+        return replica_share(self._max_in_flight, self._per_minute, self._replicas, self._rank)
 
-    def set_replicas(self, count: int) -> None:
-        """``count`` live processes share each realm's QBO limits: take 1/count of them.
+    def set_replicas(self, count: int, rank: int = 0) -> None:
+        """``count`` live processes share each realm's QBO limits; this one is number ``rank``.
 
-        QBO counts per realm across every client, so N replicas each pacing at the full rate
-        would together exceed it; docs/qbo.md, "Limits and throttling".
+        QBO counts per realm across every client (docs/qbo.md, "Limits and throttling"), so N
+        replicas each pacing at the full rate would together exceed it. See ``replica_share``.
         """
         with self._lock:
             self._replicas = max(1, count)
+            self._rank = min(max(0, rank), self._replicas - 1)
             in_flight, per_minute = self._share()
             gates = list(self._gates.values())
         for gate in gates:
@@ -158,6 +160,17 @@ class RateLimiter:
     def replicas(self) -> int:
         """How many processes this one currently shares the limits with (itself included)."""
         return self._replicas
+
+    @property
+    def share(self) -> tuple[int, int]:
+        """This process's (requests in flight, requests per minute) for each realm."""
+        with self._lock:
+            return self._share()
+
+    @property
+    def has_share(self) -> bool:
+        """False when other replicas hold every in-flight slot: this one must not call QBO."""
+        return self.share[0] > 0
 
     def call(self, realm_id: str, *, batch: bool = False) -> AbstractContextManager[None]:
         """Hold one QBO request slot for ``realm_id`` for the duration of the block.
@@ -206,6 +219,27 @@ class RateLimiter:
         gate = self._gate(realm_id)
         with gate.lock:
             gate.paused_until = max(gate.paused_until, self._clock() + seconds)
+
+
+def replica_share(max_in_flight: int, per_minute: int, replicas: int, rank: int) -> tuple[int, int]:
+    """(in flight, per minute) of replica number ``rank`` (0-based) among ``replicas`` live ones.
+
+    The realm's limits are divided exactly: the first ``total % replicas`` ranks take one more,
+    so the shares of all replicas add up to the totals and never exceed them. With more replicas
+    than in-flight slots, ranks past ``max_in_flight`` get no slot (and no per-minute budget):
+    they claim no jobs until replicas ahead of them leave.
+    """
+    replicas = max(1, replicas)
+    in_flight = _nth_part(max_in_flight, replicas, rank)
+    working = min(replicas, max_in_flight)
+    rate = _nth_part(per_minute, working, rank) if in_flight else 0
+    return in_flight, rate
+
+
+def _nth_part(total: int, parts: int, index: int) -> int:
+    if not 0 <= index < parts:
+        return 0
+    return total // parts + (1 if index < total % parts else 0)
 
 
 def _per_window(per_minute: int, window_s: float) -> int:

@@ -14,16 +14,12 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from classsync.domain import (
-    ChangePage,
     ClassWrite,
-    LocalClass,
     QboClass,
     QboError,
     Rejection,
-    RemoteApply,
     SideValues,
     ValidClass,
-    WebhookNotice,
     join_path,
     split_full_name,
 )
@@ -297,97 +293,52 @@ class Clock(Protocol):
         ...
 
 
-# --- two-way sync: changes made in QBO flow back (docs/architecture.md, "Changes made in QBO") ---
+@dataclass(frozen=True, slots=True)
+class ReplicaSeat:
+    """How many replicas are alive, and this one's place among them (0 = the oldest)."""
+
+    replicas: int
+    rank: int
 
 
-class RemoteChangeStore(Protocol):
-    """Local rows as changes read from QBO see them, and the per-realm CDC mark."""
+class SyncMetrics(Protocol):
+    """What the sync layer reports for monitoring (classsync.observability implements it)."""
 
-    def local_classes(
-        self, realm_id: str, qb_ids: Sequence[str], keys: Sequence[str]
-    ) -> tuple[dict[str, LocalClass], dict[str, LocalClass]]:
-        """Rows linked to ``qb_ids`` (by QBO Id) and rows at ``keys`` (by full name)."""
+    def class_received(self, count: int) -> None:
+        """``count`` Classes were received from callers and stored."""
         ...
 
-    def apply(self, change: RemoteApply, now: datetime) -> bool:
-        """Write one decided change (descendants' full names follow); False if it could not be."""
+    def class_synced(self, realm_id: str) -> None:
+        """A Class reached QBO and its outcome was recorded."""
         ...
 
-    def cdc_mark(self, realm_id: str) -> datetime | None:
-        """The realm's next ``changedSince``; None when it was never polled."""
+    def class_failed(self, realm_id: str, code: str) -> None:
+        """A Class's sync ended FAILED with ``code``."""
         ...
 
-    def set_cdc_mark(self, realm_id: str, changed_since: datetime, now: datetime) -> None:
-        """Move the realm's mark (in the transaction that applies what it covers)."""
+    def qbo_request(self, realm_id: str, operation: str, outcome: str, seconds: float) -> None:
+        """One QBO request ended: ``outcome`` is "ok" or the kind of error."""
         ...
 
-
-class WebhookInbox(Protocol):
-    """Webhook events stored before the endpoint answers, processed afterwards."""
-
-    def add(self, notices: Sequence[WebhookNotice], now: datetime) -> int:
-        """Store the events not stored yet (by event id); how many were new."""
-        ...
-
-    def due(self, limit: int, now: datetime) -> list[WebhookNotice]:
-        """Unprocessed events, oldest first, whose next attempt time has come."""
-        ...
-
-    def mark_processed(self, event_ids: Sequence[str], now: datetime) -> None:
-        """The events were applied (or need nothing)."""
-        ...
-
-    def mark_failed(self, event_ids: Sequence[str], error: str, now: datetime) -> None:
-        """The events could not be applied now; count an attempt, keep them for later."""
+    def throttled(self, realm_id: str) -> None:
+        """QBO answered a request with a throttle (HTTP 429)."""
         ...
 
 
-class RemoteUnitOfWork(Protocol):
-    """One transaction over the remote-change store and the webhook inbox."""
+class NoSyncMetrics:
+    """SyncMetrics that records nothing (metrics off, and the default)."""
 
-    @property
-    def changes(self) -> RemoteChangeStore:
-        """Local rows and CDC marks, in this transaction."""
-        ...
+    def class_received(self, count: int) -> None:
+        """Nothing."""
 
-    @property
-    def inbox(self) -> WebhookInbox:
-        """The webhook inbox, in this transaction."""
-        ...
+    def class_synced(self, realm_id: str) -> None:
+        """Nothing."""
 
-    def __enter__(self) -> Self: ...
+    def class_failed(self, realm_id: str, code: str) -> None:
+        """Nothing."""
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
+    def qbo_request(self, realm_id: str, operation: str, outcome: str, seconds: float) -> None:
+        """Nothing."""
 
-    def commit(self) -> None:
-        """Make the work durable."""
-        ...
-
-
-class QboChangeFeed(Protocol):
-    """What reading changes back from QBO needs; raises only domain ``QboError``s."""
-
-    def list_changed(self, realm_id: str, changed_since: datetime) -> ChangePage:
-        """CDC: Classes changed at or after ``changed_since`` (oldest first, capped by QBO)."""
-        ...
-
-    def query_page(self, realm_id: str, start_position: int, max_results: int) -> ChangePage:
-        """One page of every Class, active and inactive, in Id order (a full re-read)."""
-        ...
-
-    def read(self, realm_id: str, qbo_id: str) -> QboClass:
-        """Read one Class by Id."""
-        ...
-
-
-class ConflictRecorder(Protocol):
-    """Counts conflicts between a caller's change and one made in QBO (exported as a metric)."""
-
-    def record(self, realm_id: str, winner: str, field: str) -> None:
-        """One field decided: ``winner`` is ``qbo`` or ``caller``."""
-        ...
+    def throttled(self, realm_id: str) -> None:
+        """Nothing."""

@@ -11,8 +11,8 @@ import structlog
 
 from classsync.domain import QboClass, QboNotFound, QboRejected, WebhookNotice
 from classsync.sync.limiter import RateLimiter
-from classsync.sync.ports import QboChangeFeed, RemoteUnitOfWork
 from classsync.sync.remote_changes import RemoteChangeApplier, utcnow
+from classsync.sync.remote_ports import QboChangeFeed, RemoteUnitOfWork
 
 log = structlog.get_logger(__name__)
 

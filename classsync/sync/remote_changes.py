@@ -10,7 +10,7 @@ import structlog
 
 from classsync.domain import LocalClass, QboClass, RemoteClass, qbo_path
 from classsync.sync.conflicts import ConflictCounter, decide, is_news, remote_key, sync_token_number
-from classsync.sync.ports import ConflictRecorder, RemoteUnitOfWork
+from classsync.sync.remote_ports import ConflictRecorder, RemoteUnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -115,7 +115,7 @@ class RemoteChangeApplier:
                         caller_value=conflict.caller_value,
                         qbo_value=conflict.qbo_value,
                     )
-                    self._recorder.record(realm_id, "qbo", conflict.field)
+                    self._recorder.conflict_decided(realm_id, "qbo", conflict.field)
                 if uow.changes.apply(change, now):
                     applied += 1
                     # One line per Class at debug: a first full read may import thousands.

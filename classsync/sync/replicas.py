@@ -10,6 +10,7 @@ from typing import Protocol
 import structlog
 
 from classsync.sync.limiter import RateLimiter
+from classsync.sync.ports import ReplicaSeat
 
 log = structlog.get_logger(__name__)
 
@@ -17,13 +18,18 @@ log = structlog.get_logger(__name__)
 class Registry(Protocol):
     """What the heartbeat needs from storage (classsync.store.replicas.ReplicaRegistry)."""
 
-    def heartbeat(self, replica_id: str, now: datetime) -> int: ...
+    def heartbeat(self, replica_id: str, now: datetime) -> ReplicaSeat: ...
 
     def leave(self, replica_id: str) -> None: ...
 
 
 class ReplicaHeartbeat:
-    """Beats every ``interval`` seconds and resizes the limiter to 1/N of the realm budget."""
+    """Beats every ``interval`` seconds and resizes the limiter to this replica's exact share.
+
+    Every replica computes the same ranking (oldest first), so the shares add up to the realm's
+    limits (``classsync.sync.limiter.replica_share``). Between a change and the others' next beat
+    the shares can overlap for at most one ``interval``.
+    """
 
     def __init__(
         self,
@@ -39,15 +45,24 @@ class ReplicaHeartbeat:
         self._replica_id = replica_id
         self._interval = interval
         self._clock = clock
+        self._seat = ReplicaSeat(replicas=1, rank=0)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def beat(self) -> None:
         """One heartbeat (also called once before the engine starts, so the first calls are paced)."""
-        count = self._registry.heartbeat(self._replica_id, self._clock())
-        if count != self._limiter.replicas:
-            log.info("replica_count_changed", replicas=count)
-            self._limiter.set_replicas(count)
+        seat = self._registry.heartbeat(self._replica_id, self._clock())
+        if seat != self._seat:
+            self._seat = seat
+            self._limiter.set_replicas(seat.replicas, seat.rank)
+            in_flight, per_minute = self._limiter.share
+            log.info(
+                "replica_share_changed",
+                replicas=seat.replicas,
+                rank=seat.rank,
+                in_flight=in_flight,
+                per_minute=per_minute,
+            )
 
     def start(self) -> None:
         """Beat now, then on a daemon thread."""

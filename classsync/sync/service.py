@@ -21,13 +21,13 @@ from classsync.domain import (
 from classsync.sync.clock import SystemClock
 from classsync.sync.ports import (
     Clock,
-    ConflictRecorder,
     JobState,
     StoreConflict,
     StoredClass,
     StoreUnavailable,
     UnitOfWork,
 )
+from classsync.sync.remote_ports import ConflictRecorder
 from classsync.sync.settled import SettledBoard
 
 log = structlog.get_logger(__name__)
@@ -142,7 +142,7 @@ class IngestService:
                 )
                 for field in item.overwrites_qbo_edit:
                     if self._conflicts is not None:
-                        self._conflicts.record(self._realm_id, "caller", field)
+                        self._conflicts.conflict_decided(self._realm_id, "caller", field)
 
     def _store(self, valid: list[ValidClass]) -> list[StoredClass | Rejection]:
         for attempt in range(1, _STORE_ATTEMPTS + 1):

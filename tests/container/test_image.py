@@ -80,6 +80,7 @@ def container(
     env = {
         "DATABASE_URL": empty_database_url,
         "GRPC_ADDRESS": f"0.0.0.0:{port}",
+        "METRICS_ADDRESS": "127.0.0.1:0",  # host networking: never the image's fixed 9464
         "QBO_ENVIRONMENT": sandbox.discovery_url,
         "QBO_API_BASE_URL": sandbox.api_base_url,
         "QBO_REALM_ID": realm["realm_id"],

@@ -95,6 +95,8 @@ def service_settings(
         "shutdown_grace_seconds": 5.0,
         "qbo_timeout_seconds": 5.0,
         "sandbox_autostart": False,
+        "metrics_address": "127.0.0.1:0",  # several servers per test: each picks a free port
+        "health_check_seconds": 0.5,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -34,6 +34,7 @@ def server_env(
             "QBO_REALM_ID": realm["realm_id"],
             "QBO_REFRESH_TOKEN": realm["refresh_token"],
             "SANDBOX_AUTOSTART": "false",
+            "METRICS_ADDRESS": "127.0.0.1:0",  # several servers at once: each picks a free port
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "DEBUG",
             "SYNC_WORKERS": "4",

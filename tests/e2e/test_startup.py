@@ -21,7 +21,16 @@ from tests.e2e.test_security_and_operations import _self_signed
 
 pytestmark = pytest.mark.e2e
 
-_SETTING_PREFIXES = ("QBO_", "SYNC_", "GRPC_", "DATABASE_URL", "SANDBOX_", "MIGRATE_", "LOG_")
+_SETTING_PREFIXES = (
+    "QBO_",
+    "SYNC_",
+    "GRPC_",
+    "DATABASE_URL",
+    "SANDBOX_",
+    "MIGRATE_",
+    "LOG_",
+    "METRICS_",
+)
 
 
 def _plain_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -31,6 +40,7 @@ def _plain_env(database_url: str, **extra: str) -> dict[str, str]:
         {
             "DATABASE_URL": database_url,
             "GRPC_ADDRESS": f"127.0.0.1:{free_port()}",
+            "METRICS_ADDRESS": "127.0.0.1:0",  # servers of parallel tests must not share a port
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "json",
         }

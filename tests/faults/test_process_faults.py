@@ -68,7 +68,7 @@ def _log_count(server: ServerProcess, event: str) -> int:
 
 
 def _replicas_seen(server: ServerProcess) -> int:
-    changes = _log_events(server, "replica_count_changed")
+    changes = _log_events(server, "replica_share_changed")
     return int(changes[-1]["replicas"]) if changes else 1
 
 
@@ -202,9 +202,9 @@ def test_two_server_processes_on_one_database_sync_2000_classes(
     sandbox_factory: Callable[..., Any],
     started_at: float,
 ) -> None:
-    # QBO's limits are per realm. The replicas register in the database and each takes 1/N of
-    # the budget it is configured with (classsync/sync/replicas.py), so both get the realm's
-    # values. The sandbox counts in 6 s windows instead of 60 s so the run takes seconds; the
+    # QBO's limits are per realm. The replicas register in the database and each takes its
+    # exact share of the budget it is configured with (classsync/sync/replicas.py, by rank), so
+    # both get the realm's values. The sandbox counts in 6 s windows instead of 60 s so the run takes seconds; the
     # pair is configured for 3,000 requests/min (1,500 each), paced evenly: 300 requests and,
     # with the batch share the limiter derives (40 per 500), 24 batches per 6 s, under the
     # sandbox's 500 requests and 40 batches per window, so QBO should never throttle the pair.

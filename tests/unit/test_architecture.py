@@ -12,11 +12,31 @@ PACKAGE = Path(__file__).resolve().parents[2] / "classsync"
 # module prefix -> prefixes it must never import
 FORBIDDEN = {
     "classsync.domain": ("classsync.", "sqlalchemy", "grpc", "quickbooks", "intuitlib", "requests"),
-    "classsync.api": ("classsync.store", "classsync.qbo", "sqlalchemy", "quickbooks", "intuitlib"),
+    "classsync.api": (
+        "classsync.store",
+        "classsync.qbo",
+        "classsync.observability",
+        "sqlalchemy",
+        "quickbooks",
+        "intuitlib",
+        "prometheus_client",
+    ),
     "classsync.sync": (
         "classsync.api",
         "classsync.store",
         "classsync.qbo",
+        "classsync.observability",
+        "grpc",
+        "quickbooks",
+        "intuitlib",
+        "prometheus_client",
+    ),
+    # Monitoring sees the others only through small protocols of its own (and sync's ports).
+    "classsync.observability": (
+        "classsync.api",
+        "classsync.store",
+        "classsync.qbo",
+        "sqlalchemy",
         "grpc",
         "quickbooks",
         "intuitlib",

@@ -1,0 +1,1 @@
+"""Monitoring: Prometheus metrics, health checks and the HTTP endpoints that serve them."""
