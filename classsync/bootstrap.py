@@ -276,10 +276,15 @@ def status_report(settings: Settings, storage: Storage) -> tuple[dict[str, Any],
     if health.database_reachable:
         with storage.uow() as uow:
             counts = uow.jobs.counts()
+            failed = uow.jobs.failed_counts()
             oldest = uow.jobs.oldest_pending()
+            unsynced = uow.classes.count_unsynced_without_job()
         age = None if oldest is None else (SystemClock().now() - oldest).total_seconds()
         report["jobs"] = {status.value: counts.get(status.value, 0) for status in JobStatus}
+        report["failed_by_code"] = dict(sorted(failed.items()))
         report["oldest_pending_age_seconds"] = None if age is None else round(age, 1)
+        # Rows with no QBO Id and no job: never synced, waiting for `classsync adopt`.
+        report["unsynced_without_job"] = unsynced
         connection = storage.token_store.status(settings.qbo_realm_id)
         report["realm"]["status"] = connection[0] if connection else "NOT_CONNECTED"
         with storage.remote_uow() as remote:

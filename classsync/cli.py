@@ -1,9 +1,8 @@
-"""The `classsync` command: serve, migrate, sandbox, send (classsync/send.py), connect, status, retry, health, bench."""
+"""The `classsync` command: serve, migrate, sandbox, send, connect, status, retry, adopt, health, bench."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import textwrap
@@ -15,6 +14,7 @@ from typing import Any
 from classsync import __version__
 from classsync.config import Settings
 from classsync.logs import configure_logging
+from classsync.operations import cmd_adopt, cmd_retry, cmd_status, hint_unsynced
 from classsync.send import add_send_parser
 
 
@@ -39,6 +39,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_before_start(settings, migrate_on_start=settings.migrate_on_start and not args.no_migrate)
     sandbox = _maybe_start_sandbox(settings, log) if settings.should_autostart_sandbox else None
     app = build_app(settings, migrate=False)
+    with app.storage.uow() as uow:
+        unadopted = uow.classes.count_unsynced_without_job()
+    if unadopted:
+        # Stored but never synced (a Node database's rows): nothing syncs them until adopted.
+        log.warning("classes_waiting_for_adopt", rows=unadopted, hint="run `classsync adopt`")
     app.start()
     print(f"classsync listening on {settings.grpc_address} (port {app.port})", flush=True)
     stop = threading.Event()
@@ -98,6 +103,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     else:
         migrate.upgrade(settings.database_url)
         print(f"migrated to {migrate.current(settings.database_url)}")
+        hint_unsynced(settings)
     return 0
 
 
@@ -124,43 +130,6 @@ def cmd_connect(args: argparse.Namespace) -> int:
     else:
         realm = run_connect(settings, open_browser=not args.no_browser, timeout=args.timeout)
     print(f"connected realm {realm}; tokens stored in the database")
-    return 0
-
-
-# --- status / retry ----------------------------------------------------------------------------
-def cmd_status(args: argparse.Namespace) -> int:
-    """The facts /readyz and gRPC health use, plus job counts (never tokens); 1 when not ready."""
-    from classsync.bootstrap import build_storage, status_report
-    from classsync.preflight import parse_database_url
-
-    settings = _settings()
-    parse_database_url(
-        settings
-    )  # an unreadable URL is a configuration error; unreachable is a fact
-    storage = build_storage(settings, migrate=False)
-    report, ready = status_report(settings, storage)
-    storage.engine.dispose()
-    print(json.dumps(report, indent=2))
-    return 0 if ready else 1
-
-
-def cmd_retry(args: argparse.Namespace) -> int:
-    """Requeue FAILED jobs (all, or the given Class ids)."""
-    from classsync.bootstrap import build_storage
-    from classsync.preflight import check_database
-    from classsync.sync.clock import SystemClock
-
-    settings = _settings()
-    check_database(settings)
-    storage = build_storage(settings, migrate=False)
-    with storage.uow() as uow:
-        count = uow.jobs.requeue(
-            failed_only=args.failed or not args.id,
-            class_ids=args.id or [],
-            now=SystemClock().now(),
-        )
-        uow.commit()
-    print(f"requeued {count} job(s)")
     return 0
 
 
@@ -236,6 +205,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     # A realm with no stored tokens counts as connected when a refresh token to start from exists.
     "status": (*_DATABASE, "QBO_REALM_ID", "QBO_REFRESH_TOKEN", "QBO_ENVIRONMENT"),
     "retry": ("DATABASE_URL",),
+    "adopt": ("DATABASE_URL", "QBO_REALM_ID"),
 }
 
 
@@ -312,6 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--service", default="", help="service name to ask about (default: all)")
     health.add_argument("--timeout", type=float, default=3.0, help="call deadline in seconds")
     health.set_defaults(func=cmd_health)
+    adopt = _command(
+        sub,
+        "adopt",
+        "queue a sync job for every stored Class with no QBO Id and no job (Node cutover)",
+        COMMAND_SETTINGS["adopt"],
+    )
+    adopt.add_argument("--realm", help="the QBO realm to sync them to (default QBO_REALM_ID)")
+    adopt.add_argument("--dry-run", action="store_true", help="only count and list them")
+    adopt.set_defaults(func=cmd_adopt)
     return parser
 
 

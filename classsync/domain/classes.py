@@ -44,7 +44,10 @@ class ErrorCode(enum.StrEnum):
     FIELD_HAS_NUL = "FIELD_HAS_NUL"
     UNKNOWN_QB_ID = "UNKNOWN_QB_ID"
     QB_ID_CONFLICT = "QB_ID_CONFLICT"
-    QBO_UNAVAILABLE = "QBO_UNAVAILABLE"
+    QBO_UNAVAILABLE = "QBO_UNAVAILABLE"  # QBO itself failed (timeout, 5xx): never our own fault
+    INTERNAL_ERROR = "INTERNAL_ERROR"  # a bug in classsync: the job is retried, the log says more
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"  # the database failed while the job was worked on
+    DUPLICATE_NAME = "DUPLICATE_NAME"  # another row holds the same name (differing in case only)
     QBO_DISCONNECTED = "QBO_DISCONNECTED"
     ATTEMPTS_EXHAUSTED = "ATTEMPTS_EXHAUSTED"
     PARENT_FAILED = "PARENT_FAILED"
@@ -76,6 +79,16 @@ def join_path(path: tuple[str, ...]) -> str:
     return QBO_SEPARATOR.join(path)
 
 
+def identity_key(path: tuple[str, ...]) -> str:
+    """The identity of a full name: QBO form, case-folded.
+
+    QBO holds one class for names that differ only in case (docs/qbo.md, "The Class entity"),
+    so "Marketing" and "marketing" must find the same row on every database, whatever the
+    collation of the column that stores the key.
+    """
+    return join_path(path).casefold()
+
+
 @dataclass(frozen=True, slots=True)
 class ClassInput:
     """One Class exactly as a caller sent it (proto3 defaults included)."""
@@ -94,8 +107,8 @@ class ClassInput:
 class ValidClass:
     """A Class that passed validation, normalised for storage and for QBO.
 
-    ``path`` is the full list of levels, ``path[-1] == name``; ``key`` is ``join_path(path)``,
-    the identity used when there is no qb_id.
+    ``path`` is the full list of levels, ``path[-1] == name``; ``key`` is
+    ``identity_key(path)``, the identity used when there is no qb_id.
     """
 
     qb_id: str | None
@@ -110,8 +123,8 @@ class ValidClass:
 
     @property
     def key(self) -> str:
-        """Identity by fully-qualified name (QBO form)."""
-        return join_path(self.path)
+        """Identity by fully-qualified name (QBO form, case-folded)."""
+        return identity_key(self.path)
 
     @property
     def parent_path(self) -> tuple[str, ...]:

@@ -59,6 +59,19 @@ class QboRetryable(QboError):
     """Transient: timeouts, dropped connections, 5xx, unreadable bodies. Retry with backoff."""
 
 
+class QboAdapterCrashed(QboRetryable):
+    """An unexpected exception inside the QBO adapter or its SDKs: not an answer from QBO.
+
+    Retried like a transient failure, but reported as ours (``INTERNAL_ERROR``), never as
+    ``QBO_UNAVAILABLE``: the log line of the call says what happened.
+    """
+
+    @property
+    def error_code(self) -> str:
+        """Always ``INTERNAL_ERROR``."""
+        return ErrorCode.INTERNAL_ERROR.value
+
+
 class QboThrottled(QboRetryable):
     """HTTP 429 / fault 3001. ``retry_after`` in seconds when QBO said so."""
 

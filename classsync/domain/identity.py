@@ -11,7 +11,9 @@ from classsync.domain.classes import (
     ErrorCode,
     Rejection,
     ValidClass,
+    identity_key,
     join_path,
+    split_full_name,
 )
 
 
@@ -38,7 +40,7 @@ class StoredRow:
 class KnownRows:
     """The stored rows a request's Classes could be, as row ids.
 
-    ``by_key`` maps a fully-qualified name in QBO form ("A:B") to the row holding it; ``by_qb_id``
+    ``by_key`` maps an identity key (``identity_key``: "a:b") to the row holding it; ``by_qb_id``
     maps a QBO Id to the row linked to it. They need only cover ``lookup_keys(items)``; a row
     renamed or moved in QBO is also found under the full name the caller last sent for it.
     ``stored`` (by row id) holds what those rows hold; a row missing there is always rewritten.
@@ -64,13 +66,13 @@ class Placeholder:
 
     @property
     def key(self) -> str:
-        """Identity by fully-qualified name (QBO form)."""
-        return join_path(self.path)
+        """Identity by fully-qualified name (QBO form, case-folded)."""
+        return identity_key(self.path)
 
     @property
     def full_name(self) -> str:
-        """Stored in QBO form: nobody wrote it another way."""
-        return self.key
+        """Stored in QBO form, in the casing of the child that needed it."""
+        return join_path(self.path)
 
     @property
     def is_sub_class(self) -> bool:
@@ -130,10 +132,12 @@ def plan_upsert(
 
     Identity: a Class with a qb_id is the row linked to that QBO Id (it may be renamed), and is
     refused when that Id is unknown or its new full name belongs to another row. Without a
-    qb_id, it is the row with the same fully-qualified name ("A / B" and "A:B" are one name),
-    or the row the caller last sent under that name (renamed or moved in QBO since), or a new
-    row. Missing ancestors become placeholders. A Class sent twice in one request is one row;
-    the last one sent wins. A synced row sent again as before is left alone (``unchanged``).
+    qb_id, it is the row with the same fully-qualified name ("A / B" and "A:B" are one name,
+    and so are "Marketing" and "marketing": QBO holds one class for both), or the row the
+    caller last sent under that name (renamed or moved in QBO since), or a new row; a match in
+    other casing renames the row (and, once synced, QBO's class) to the new casing. Missing
+    ancestors become placeholders. A Class sent twice in one request is one row; the last one
+    sent wins. A synced row sent again as before is left alone (``unchanged``).
     """
     by_key = dict(known.by_key)  # grows with the rows planned here
     plan = UpsertPlan(results=[], inserts={}, updates={}, queue={}, placeholders={})
@@ -207,13 +211,21 @@ def _keep_qbo_edits(item: ValidClass, stored: StoredRow) -> ValidClass:
     sent_key, _, sent_active = _sent(stored)
     changes: dict[str, object] = {}
     if item.key == sent_key and stored.key != item.key:
-        path = tuple(stored.key.split(QBO_SEPARATOR))
+        path = _stored_path(stored)
         changes.update(
             path=path, name=path[-1], full_name=stored.full_name, is_sub_class=len(path) > 1
         )
     if item.is_active == sent_active and stored.is_active != item.is_active:
         changes["is_active"] = stored.is_active
     return replace(item, **changes) if changes else item  # type: ignore[arg-type]
+
+
+def _stored_path(stored: StoredRow) -> tuple[str, ...]:
+    """The row's levels in their stored casing (its key is case-folded)."""
+    for levels in (split_full_name(stored.full_name or ""), (stored.name,)):
+        if levels and identity_key(levels) == stored.key:
+            return levels
+    return tuple(stored.key.split(QBO_SEPARATOR))
 
 
 def _qbo_fields_changed(item: ValidClass, stored: StoredRow) -> tuple[str, ...]:
@@ -227,7 +239,8 @@ def _qbo_fields_changed(item: ValidClass, stored: StoredRow) -> tuple[str, ...]:
     changed = []
     if item.name != stored.name and (not known or path[-1] != sent_path[-1]):
         changed.append("name")
-    if item.parent_path != path[:-1] and (not known or path[:-1] != sent_path[:-1]):
+    parent_key = identity_key(item.parent_path)
+    if parent_key != join_path(path[:-1]) and (not known or path[:-1] != sent_path[:-1]):
         changed.append("parent_id")
     if item.is_active != stored.is_active and (not known or stored.is_active != sent_active):
         changed.append("active")
@@ -263,7 +276,7 @@ def _plan_placeholders(
     """Plan a placeholder row for each ancestor of ``item`` that is neither stored nor planned."""
     for depth in range(1, len(item.path)):
         path = item.path[:depth]
-        key = join_path(path)
+        key = identity_key(path)
         if key in by_key:
             continue
         row_id = new_id()
@@ -273,4 +286,4 @@ def _plan_placeholders(
 
 
 def _keys_with_ancestors(path: tuple[str, ...]) -> list[str]:
-    return [join_path(path[: i + 1]) for i in range(len(path))]
+    return [identity_key(path[: i + 1]) for i in range(len(path))]

@@ -13,6 +13,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from classsync.domain import (
+    QboAdapterCrashed,
     QboAuthExpired,
     QboDisconnected,
     QboDuplicateName,
@@ -308,4 +309,4 @@ def classify(
         if _is_server_error(status):
             return QboServerError(unreadable, status=status)
         return QboRetryable(unreadable)
-    return QboRetryable(f"unexpected {type(exc).__name__} while calling QBO")
+    return QboAdapterCrashed(f"unexpected {type(exc).__name__} while calling QBO")

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Row
 
-from classsync.domain import SideValues, join_path, split_full_name
+from classsync.domain import SideValues, identity_key, join_path, split_full_name
 from classsync.store import statements as sql
 from classsync.sync.ports import ClaimedJob, ClassSnapshot, JobStatus
 
@@ -69,15 +69,17 @@ def _due_jobs(
 
 def _snapshot(row: Row[Any]) -> ClassSnapshot:
     """A ``SNAPSHOT_ROWS`` row as the engine sees it."""
+    path = split_full_name(row.fullName or row.name) or (row.name,)
     return ClassSnapshot(
         class_id=row.id,
         qb_id=row.qbId,
         name=row.name,
-        # Rows from before fullNameKey existed get their key from the full name they hold.
-        key=row.fullNameKey or join_path(split_full_name(row.fullName or row.name) or (row.name,)),
+        # Rows without a key (Node rows whose name another row holds) get one from their name.
+        key=row.fullNameKey or identity_key(path),
         is_active=row.isActive,
         is_sparse=row.isSparse,
         version_token=row.versionToken,
+        full_name=join_path(path),
         base=None
         if row.qboName is None or row.qboActive is None
         else SideValues(row.qboName, row.qboParentId, row.qboActive),

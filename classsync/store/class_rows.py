@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from classsync.domain import (
+    ClassInput,
     KnownRows,
     Placeholder,
     Rejection,
@@ -21,7 +22,7 @@ from classsync.store.bulk_insert import insert_rows
 from classsync.store.job_queue import JobQueue
 from classsync.store.models import QBClass, SyncJob
 from classsync.store.statements import CLASS, UPDATE_CLASS, in_chunks
-from classsync.sync.ports import JobStatus, StoredClass
+from classsync.sync.ports import AdoptionCandidate, JobStatus, StoredClass
 
 
 class ClassRepository:
@@ -67,6 +68,45 @@ class ClassRepository:
             )
             for r in plan.results
         ]
+
+    def adoption_candidates(self, *, after: str | None, limit: int) -> list[AdoptionCandidate]:
+        """Rows with no key, or no qbId and no job: in id order, ``limit`` after id ``after``."""
+        query = (
+            select(QBClass, SyncJob.class_id)
+            .outerjoin(SyncJob, SyncJob.class_id == QBClass.id)
+            .where(
+                or_(
+                    QBClass.full_name_key.is_(None),
+                    and_(QBClass.qb_id.is_(None), SyncJob.class_id.is_(None)),
+                )
+            )
+            .order_by(QBClass.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(QBClass.id > after)
+        return [_candidate(row, job_id is not None) for row, job_id in self._session.execute(query)]
+
+    def assign_key(self, class_id: str, key: str) -> bool:
+        """Give a keyless row its identity key; False (nothing written) if another row holds it."""
+        if self._session.scalar(select(QBClass.id).where(QBClass.full_name_key == key)):
+            return False
+        self._session.execute(
+            update(QBClass)
+            .where(QBClass.id == class_id, QBClass.full_name_key.is_(None))
+            .values(full_name_key=key)
+        )
+        return True
+
+    def count_unsynced_without_job(self) -> int:
+        """How many rows have no qbId and no job."""
+        query = (
+            select(func.count())
+            .select_from(QBClass)
+            .outerjoin(SyncJob, SyncJob.class_id == QBClass.id)
+            .where(QBClass.qb_id.is_(None), SyncJob.class_id.is_(None))
+        )
+        return int(self._session.scalar(query) or 0)
 
     def _load(self, keys: Sequence[str], qb_ids: Sequence[str]) -> tuple[KnownRows, dict[str, int]]:
         """The stored rows holding any of ``keys`` (full names) or ``qb_ids``, and their jobs'
@@ -116,6 +156,25 @@ def _stored_row(row: QBClass, job_status: str | None) -> StoredRow:
         sent_key=row.caller_key,
         sent_full_name=row.caller_full_name,
         sent_active=row.caller_active,
+    )
+
+
+def _candidate(row: QBClass, has_job: bool) -> AdoptionCandidate:
+    fields = ClassInput(
+        name=row.name,
+        full_name=row.full_name or "",
+        is_sub_class=row.is_sub_class,
+        is_active=row.is_active,
+        domain_source=row.domain_source or "",
+        version_token=row.version_token,
+        is_sparse=row.is_sparse,
+    )
+    return AdoptionCandidate(
+        class_id=str(row.id),
+        key=row.full_name_key,
+        qb_id=row.qb_id,
+        has_job=has_job,
+        fields=fields,
     )
 
 

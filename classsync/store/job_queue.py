@@ -14,7 +14,7 @@ from classsync.store.bulk_insert import insert_rows
 from classsync.store.claims import claim_due_jobs
 from classsync.store.models import QBClass, SyncJob
 from classsync.store.statements import in_chunks
-from classsync.sync.ports import ClaimedJob, JobState, JobStatus
+from classsync.sync.ports import ClaimedJob, JobState, JobStatus, LinkedClass
 
 _PENDING = JobStatus.PENDING.value
 _IN_PROGRESS = JobStatus.IN_PROGRESS.value
@@ -199,6 +199,17 @@ class JobQueue:
             row.qbo_active = qbo.active
             row.updated_at = now
 
+    def qb_id_holder(self, qb_id: str, *, other_than: str) -> LinkedClass | None:
+        """The row other than ``other_than`` linked to QBO Id ``qb_id``, if any."""
+        row = self._session.execute(
+            select(QBClass.id, QBClass.name, QBClass.full_name).where(
+                QBClass.qb_id == qb_id, QBClass.id != other_than
+            )
+        ).first()
+        if row is None:
+            return None
+        return LinkedClass(class_id=str(row[0]), full_name=row[2] or row[1])
+
     def retry_later(
         self,
         claimed: ClaimedJob,
@@ -307,6 +318,17 @@ class JobQueue:
             status: int(count)
             for status, count in self._session.execute(
                 select(SyncJob.status, func.count()).group_by(SyncJob.status)
+            )
+        }
+
+    def failed_counts(self) -> dict[str, int]:
+        """Number of FAILED jobs per error code ("" for a job failed with none)."""
+        return {
+            code or "": int(count)
+            for code, count in self._session.execute(
+                select(SyncJob.last_error_code, func.count())
+                .where(SyncJob.status == JobStatus.FAILED.value)
+                .group_by(SyncJob.last_error_code)
             )
         }
 

@@ -114,9 +114,13 @@ class QBClass(Base):
     updated_at: Mapped[datetime] = mapped_column(
         "updatedAt", _timestamp(), default=utcnow, onupdate=utcnow
     )
-    # Ours: the QBO-form path "A:B:C", the identity of a Class that has no qbId yet. A full
-    # path is at most 5 levels of 100 characters plus separators (docs/qbo.md, "The Class entity").
-    full_name_key: Mapped[str | None] = mapped_column("fullNameKey", _text(512))
+    # Ours: the identity of a Class that has no qbId yet, the QBO-form path case-folded
+    # ("a:b:c", domain.identity_key). A full path is at most 5 levels of 100 characters plus
+    # separators (docs/qbo.md, "The Class entity"). MySQL compares it byte for byte, like
+    # PostgreSQL and SQLite: the case-folding is done before it is stored, on every database.
+    full_name_key: Mapped[str | None] = mapped_column(
+        "fullNameKey", Text().with_variant(String(512, collation="utf8mb4_bin"), *_MYSQL)
+    )
     # What QBO held after our last write or the last change read from QBO: the base the conflict
     # rule compares the caller's and QBO's values with (docs/architecture.md).
     qbo_name: Mapped[str | None] = mapped_column("qboName", Text())
@@ -126,7 +130,9 @@ class QBClass(Base):
     qbo_edited_at: Mapped[datetime | None] = mapped_column("qboEditedAt", _timestamp())
     # What the caller last sent for this row (its full-name key, full name and active flag): a
     # caller repeating itself after a change made in QBO is found by it and changes nothing.
-    caller_key: Mapped[str | None] = mapped_column("callerKey", _text(512))
+    caller_key: Mapped[str | None] = mapped_column(
+        "callerKey", Text().with_variant(String(512, collation="utf8mb4_bin"), *_MYSQL)
+    )
     caller_full_name: Mapped[str | None] = mapped_column("callerFullName", Text())
     caller_active: Mapped[bool | None] = mapped_column("callerActive", Boolean())
 

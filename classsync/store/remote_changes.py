@@ -17,6 +17,7 @@ from classsync.domain import (
     RemoteApply,
     SideValues,
     SyncStatus,
+    identity_key,
     join_path,
     qbo_path,
     split_full_name,
@@ -57,7 +58,8 @@ class RemoteChangeRepository:
         A row whose job belongs to another realm is left out (its QBO Id means nothing here).
         """
         rows: dict[str, tuple[QBClass, SyncJob | None]] = {}
-        for column, values in ((QBClass.qb_id, qb_ids), (QBClass.full_name_key, keys)):
+        identities = [key.casefold() for key in keys]  # stored keys are case-folded
+        for column, values in ((QBClass.qb_id, qb_ids), (QBClass.full_name_key, identities)):
             for chunk in _chunks(sorted(set(values))):
                 query = (
                     select(QBClass, SyncJob)
@@ -74,7 +76,7 @@ class RemoteChangeRepository:
             local = _local(row, job, parents)
             if row.qb_id:
                 by_qb_id[row.qb_id] = local
-            by_key[local.key] = local
+            by_key[local.key.casefold()] = local
         return by_qb_id, by_key
 
     def _parent_ids(self, keys: set[str | None]) -> dict[str, str | None]:
@@ -96,8 +98,8 @@ class RemoteChangeRepository:
         row = self._session.get(QBClass, change.local.class_id, with_for_update=True)
         if row is None:
             return False
-        old_key = row.full_name_key
-        if change.key != old_key and self._key_holder(change.key, row.id) is not None:
+        old_key, new_key = row.full_name_key, change.key.casefold()
+        if new_key != old_key and self._key_holder(new_key, row.id) is not None:
             log.warning(
                 "remote_change_name_taken",
                 realm_id=change.realm_id,
@@ -108,10 +110,10 @@ class RemoteChangeRepository:
         remote = change.remote
         path = qbo_path(change.key)
         row.qb_id = remote.id
-        row.name = change.values.name
-        if change.key != old_key:
+        if new_key != old_key or row.name != change.values.name:
             row.full_name = change.key
-            row.full_name_key = change.key
+            row.full_name_key = new_key
+        row.name = change.values.name
         row.is_sub_class = len(path) > 1
         row.is_active = change.values.active
         row.version_token = _token(remote.sync_token)
@@ -122,14 +124,14 @@ class RemoteChangeRepository:
             row.qbo_edited_at = now
         row.updated_at = now
         self._session.flush()
-        if old_key and change.key != old_key:
+        if old_key and new_key != old_key:
             self._move_descendants(old_key, change.key, now)
         self._settle_job(row.id, change, len(path), now)
         return True
 
     def _insert(self, change: RemoteApply, now: datetime) -> bool:
         remote = change.remote
-        taken = self._key_holder(change.key, None)
+        taken = self._key_holder(change.key.casefold(), None)
         linked = self._session.scalar(select(QBClass.id).where(QBClass.qb_id == remote.id))
         if taken is not None or linked is not None:
             log.warning(
@@ -145,7 +147,7 @@ class RemoteChangeRepository:
             qb_id=remote.id,
             name=remote.name,
             full_name=change.key,
-            full_name_key=change.key,
+            full_name_key=change.key.casefold(),
             is_sub_class=len(path) > 1,
             is_active=remote.active,
             domain_source="QBO",
@@ -170,14 +172,19 @@ class RemoteChangeRepository:
             query = query.where(QBClass.id != other_than)
         return self._session.scalar(query)
 
-    def _move_descendants(self, old_key: str, new_key: str, now: datetime) -> None:
-        """QBO reports only the renamed or moved Class: its sub-classes' full names follow here."""
-        prefix = old_key + ":"
+    def _move_descendants(self, old_key: str, new_full_name: str, now: datetime) -> None:
+        """QBO reports only the renamed or moved Class: its sub-classes' full names follow here.
+
+        ``old_key`` is the parent's former (case-folded) key, ``new_full_name`` its new full
+        name in QBO form and casing.
+        """
+        prefix, levels = old_key + ":", len(qbo_path(old_key))
         query = select(QBClass).where(QBClass.full_name_key.startswith(prefix, autoescape=True))
         for child in self._session.scalars(query):
-            moved = new_key + ":" + (child.full_name_key or "")[len(prefix) :]
+            below = _cased_path(child)[levels:]
+            moved = join_path((*qbo_path(new_full_name), *below))
             child.full_name = moved
-            child.full_name_key = moved
+            child.full_name_key = moved.casefold()
             child.updated_at = now
             job = self._session.get(SyncJob, child.id)
             if job is not None:
@@ -218,16 +225,22 @@ class RemoteChangeRepository:
         self._session.flush()
 
 
+def _cased_path(row: QBClass) -> tuple[str, ...]:
+    """The row's levels in their stored casing (``fullNameKey`` is case-folded)."""
+    for levels in (split_full_name(row.full_name or ""), (row.name,)):
+        if levels and (row.full_name_key is None or identity_key(levels) == row.full_name_key):
+            return levels
+    return qbo_path(row.full_name_key or row.name)
+
+
 def _parent_key(row: QBClass) -> str | None:
-    if row.full_name_key:  # always ':'-joined
-        path = qbo_path(row.full_name_key)
-    else:
-        path = split_full_name(row.full_name or row.name)
-    return join_path(path[:-1]) if len(path) > 1 else None
+    """The parent's identity key (case-folded, as stored)."""
+    path = qbo_path(row.full_name_key) if row.full_name_key else _cased_path(row)
+    return identity_key(path[:-1]) if len(path) > 1 else None
 
 
 def _local(row: QBClass, job: SyncJob | None, parents: dict[str, str | None]) -> LocalClass:
-    key = row.full_name_key or join_path(split_full_name(row.full_name or row.name))
+    key = join_path(_cased_path(row))
     parent_key = _parent_key(row)
     parent_id: str | None = None
     if parent_key is not None:

@@ -13,13 +13,13 @@ from classsync.domain import (
     QboClass,
     QboDuplicateName,
     QboError,
-    QboOutcomeUnknown,
     QboStaleSyncToken,
 )
 from classsync.sync.job_sync import JobSync, ParentNotReady, unchanged_since_sync, write_for
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.outcomes import Outcomes
 from classsync.sync.ports import ClaimedJob, QboGateway
+from classsync.sync.retry_policy import CallCrashed
 
 log = structlog.get_logger(__name__)
 
@@ -80,11 +80,11 @@ class BatchSync:
             for job, _ in batchable:
                 self._outcomes.errored(job, lease_owner, error)
             return
-        except Exception:
+        except Exception as error:
             log.exception("sync_batch_crashed")
-            unknown = QboOutcomeUnknown("internal error during a batch call")
+            crashed = CallCrashed(f"internal error during a batch call: {type(error).__name__}")
             for job, _ in batchable:
-                self._outcomes.errored(job, lease_owner, unknown)
+                self._outcomes.errored(job, lease_owner, crashed)
             return
         self._record_results(batchable, results, lease_owner)
 

@@ -22,7 +22,14 @@ from classsync.domain import (
 from classsync.sync.conflicts import FIELDS, remote_values
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.outcomes import Outcomes
-from classsync.sync.ports import ClaimedJob, Clock, QboGateway, UnitOfWork
+from classsync.sync.ports import (
+    ClaimedJob,
+    Clock,
+    QbIdTaken,
+    QboGateway,
+    StoreConflict,
+    UnitOfWork,
+)
 from classsync.sync.remote_ports import ConflictRecorder
 from classsync.sync.retry_policy import Decision, RetryPolicy
 
@@ -92,7 +99,7 @@ class JobSync:
                 result = self._sync(job, parent_id)
             except ParentNotReady as waiting:
                 self._outcomes.decided(job, lease_owner, waiting.decision)
-            except QboError as error:
+            except (QboError, QbIdTaken) as error:
                 self._outcomes.errored(job, lease_owner, error)
             except Exception as error:  # a bug or a database fault: retry, never lose the job
                 log.exception("sync_job_crashed")
@@ -127,14 +134,16 @@ class JobSync:
         existing = None
         if job.outcome_unknown:
             # An earlier create may have reached QBO: look before creating again.
-            existing = self._call(job, lambda: self._gateway.find_by_name(job.realm_id, snap.key))
+            existing = self._call(
+                job, lambda: self._gateway.find_by_name(job.realm_id, snap.qbo_full_name)
+            )
         if existing is None:
             create = replace(write, request_id=request_id_for(job, "create"), sparse=False)
             try:
                 return self._call(job, lambda: self._gateway.create(job.realm_id, create))
             except QboDuplicateName:
                 existing = self._call(
-                    job, lambda: self._gateway.find_by_name(job.realm_id, snap.key)
+                    job, lambda: self._gateway.find_by_name(job.realm_id, snap.qbo_full_name)
                 )
                 if existing is None:
                     raise
@@ -202,9 +211,16 @@ class JobSync:
             return call()
 
     def _link(self, job: ClaimedJob, existing: QboClass) -> None:
-        with self._uow_factory() as uow:
-            uow.jobs.record_link(job, existing, self._clock.now())
-            uow.commit()
+        """Link the row to ``existing``; raises QbIdTaken when another row holds that Id."""
+        try:
+            with self._uow_factory() as uow:
+                uow.jobs.record_link(job, existing, self._clock.now())
+                uow.commit()
+        except StoreConflict:
+            taken = self._outcomes.qb_id_taken(job, existing.id)
+            if taken is None:
+                raise
+            raise taken from None
         log.info("qbo_class_linked_by_name", qb_id=existing.id)
 
 
@@ -232,7 +248,7 @@ def unchanged_since_sync(job: ClaimedJob, write: ClassWrite) -> QboClass | None:
         id=snap.qb_id,
         sync_token=str(snap.version_token),
         name=snap.name,
-        fully_qualified_name=snap.key,
+        fully_qualified_name=snap.full_name or snap.key,
         active=snap.is_active,
         parent_id=write.parent_id,
     )

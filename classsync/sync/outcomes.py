@@ -11,7 +11,14 @@ import structlog
 
 from classsync.domain import QboClass, SyncStatus
 from classsync.sync.limiter import RateLimiter
-from classsync.sync.ports import ClaimedJob, Clock, JobState, UnitOfWork
+from classsync.sync.ports import (
+    ClaimedJob,
+    Clock,
+    JobState,
+    QbIdTaken,
+    StoreConflict,
+    UnitOfWork,
+)
 from classsync.sync.retry_policy import Decision, Fail, Retry, RetryPolicy
 from classsync.sync.settled import SettledBoard
 
@@ -44,9 +51,20 @@ class Outcomes:
         self._is_stopping = is_stopping
 
     def synced(self, job: ClaimedJob, lease_owner: str, result: QboClass) -> None:
-        """QBO holds the Class: store its Id and SyncToken and finish the job (if still ours)."""
+        """QBO holds the Class: store its Id and SyncToken and finish the job (if still ours).
+
+        If another row already holds QBO's Id, the job fails with ``QB_ID_CONFLICT`` naming
+        that row: storing the link can never pass, so retrying would loop for ever.
+        """
         now = self._clock.now()
-        state = self._record(lambda uow: uow.jobs.record_synced(job, lease_owner, result, now))
+        try:
+            state = self._record(lambda uow: uow.jobs.record_synced(job, lease_owner, result, now))
+        except StoreConflict:
+            taken = self.qb_id_taken(job, result.id)
+            if taken is None:
+                raise
+            self.errored(job, lease_owner, taken)
+            return
         log.info(
             "class_synced",
             qb_id=result.id,
@@ -82,6 +100,14 @@ class Outcomes:
             self._fail(job, lease_owner, decision)
         else:
             self._retry(job, lease_owner, decision)
+
+    def qb_id_taken(self, job: ClaimedJob, qb_id: str) -> QbIdTaken | None:
+        """After a conflict storing ``qb_id`` on ``job``'s row: the row that holds it, if any."""
+        with self._uow_factory() as uow:
+            holder = uow.jobs.qb_id_holder(qb_id, other_than=job.class_id)
+        if holder is None:
+            return None  # a race that has passed (the holder moved on): retrying may pass
+        return QbIdTaken(qb_id, holder)
 
     def release(self, lease_owner: str, class_ids: Sequence[str]) -> None:
         """Hand jobs back untouched, due now (for idle siblings to take)."""
@@ -131,6 +157,8 @@ class Outcomes:
                     value = write(uow)
                     uow.commit()
                     return value
+            except StoreConflict:
+                raise  # a unique key refused the write: the same write cannot pass again
             except Exception:
                 if pause is None or self._is_stopping():
                     raise

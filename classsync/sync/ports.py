@@ -1,9 +1,11 @@
 """What the sync layer needs from storage, QBO and time, and the data it passes: owned by sync.
 
 ``classsync.store`` and ``classsync.qbo`` implement these protocols; the engine and the ingest
-service see only them, so tests can drive every decision with the fakes in ``tests/fakes.py``.
+service see only them, so tests can drive every decision with the fakes in ``tests/fakes/``.
 """
 
+# size: every interface sync owns, in the one module the adapters may import (the architecture
+# test allows exactly this one); it is declarations only, no logic.
 from __future__ import annotations
 
 import enum
@@ -14,6 +16,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from classsync.domain import (
+    ClassInput,
     ClassWrite,
     QboClass,
     QboError,
@@ -54,18 +57,24 @@ class ClassSnapshot:
     class_id: str
     qb_id: str | None
     name: str
-    key: str
+    key: str  # the identity key (case-folded QBO form, see domain.identity_key)
     is_active: bool
     is_sparse: bool
     version_token: int
+    full_name: str = ""  # QBO form in the stored casing, for look-ups by name in QBO
     # What QBO held at our last sync (the conflict rule's base); None when not known.
     base: SideValues | None = None
 
     @property
     def parent_key(self) -> str | None:
-        """QBO-form path of the parent, None for a top-level Class."""
+        """Identity key of the parent, None for a top-level Class."""
         path = split_full_name(self.key)
         return join_path(path[:-1]) if len(path) > 1 else None
+
+    @property
+    def qbo_full_name(self) -> str:
+        """The FullyQualifiedName to look this Class up by in QBO."""
+        return self.full_name or self.key
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +117,60 @@ class StoreUnavailable(StoreError):
     """The database failed transiently (connection lost, restart, deadlock victim): retry later."""
 
 
+@dataclass(frozen=True, slots=True)
+class LinkedClass:
+    """A local row linked to a QBO Id: who holds it, for messages that name it."""
+
+    class_id: str
+    full_name: str
+
+
+class QbIdTaken(StoreConflict):
+    """QBO answered with an Id another local row already holds: running it again cannot pass.
+
+    The unique index on ``qbId`` refused the link, so the two rows name one QBO class (e.g. rows
+    copied from another QBO company, or names the database told apart but QBO does not).
+    """
+
+    def __init__(self, qb_id: str, holder: LinkedClass) -> None:
+        super().__init__(
+            f"QBO answered with Id {qb_id}, which local Class {holder.class_id} "
+            f"({holder.full_name!r}) already holds: both rows name one QBO class; correct or "
+            "remove one of them, then requeue this one with `classsync retry --id`"
+        )
+        self.qb_id = qb_id
+        self.holder = holder
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptionCandidate:
+    """A row stored without classsync: no identity key, or no QBO Id and no sync job.
+
+    ``key`` is its stored identity key (None when it has none); ``fields`` its values as a
+    caller would send them.
+    """
+
+    class_id: str
+    key: str | None
+    qb_id: str | None
+    has_job: bool
+    fields: ClassInput
+
+
 class ClassStore(Protocol):
     """QBClass rows: stored by identity (qb_id, else fully-qualified name)."""
+
+    def adoption_candidates(self, *, after: str | None, limit: int) -> list[AdoptionCandidate]:
+        """Rows with no key, or no qbId and no job: in id order, ``limit`` after id ``after``."""
+        ...
+
+    def assign_key(self, class_id: str, key: str) -> bool:
+        """Give a keyless row its identity key; False (nothing written) if another row holds it."""
+        ...
+
+    def count_unsynced_without_job(self) -> int:
+        """How many rows have no qbId and no job."""
+        ...
 
     def save_batch(
         self, items: Sequence[ValidClass], realm_id: str, now: datetime
@@ -151,6 +212,10 @@ class JobStore(Protocol):
         """Link the row to an existing QBO class (found by name) before updating it."""
         ...
 
+    def qb_id_holder(self, qb_id: str, *, other_than: str) -> LinkedClass | None:
+        """The row other than ``other_than`` linked to QBO Id ``qb_id``, if any."""
+        ...
+
     def retry_later(
         self,
         claimed: ClaimedJob,
@@ -186,6 +251,10 @@ class JobStore(Protocol):
 
     def counts(self) -> dict[str, int]:
         """Number of jobs per status."""
+        ...
+
+    def failed_counts(self) -> dict[str, int]:
+        """Number of FAILED jobs per error code."""
         ...
 
     def oldest_pending(self) -> datetime | None:
@@ -262,7 +331,7 @@ class ClassView:
     class_id: str
     name: str
     full_name: str | None  # as the caller wrote it
-    key: str | None  # QBO-form "A:B:C", the identity of a Class without a qb_id
+    key: str | None  # identity key "a:b:c" (case-folded QBO form) of a Class without a qb_id
     qb_id: str | None
     version_token: int
     status: str  # a JobStatus value

@@ -12,7 +12,7 @@ from classsync.domain import (
     InvalidArgument,
     SyncStatus,
     WatchExpired,
-    join_path,
+    identity_key,
     split_full_name,
 )
 from classsync.sync.ports import ClassReader, ClassView, JobState, JobStatus
@@ -162,8 +162,8 @@ class ClassReadService:
 
 
 def _full_name_key(full_name: str) -> str:
-    """'A / B' and 'A:B' name the same Class: its QBO-form key."""
-    return join_path(split_full_name(full_name))
+    """'A / B', 'A:B' and 'a:b' name the same Class: its identity key."""
+    return identity_key(split_full_name(full_name))
 
 
 def _key_of(key: _Key) -> str:
@@ -208,7 +208,7 @@ def _found(key: _Key, view: ClassView) -> ClassOutcome:
         request_index=key.request_index,
         status=SyncStatus.PENDING,
         name=view.name,
-        full_name=view.full_name or view.key or view.name,
+        full_name=view.full_name or view.name,  # the key is case-folded: not for display
         id=view.class_id,
     )
     return _with_state(base, _state_of(view))

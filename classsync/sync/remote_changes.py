@@ -100,7 +100,8 @@ class RemoteChangeApplier:
                 realm_id, [c.id for c in ordered], [remote_key(c) for c in ordered]
             )
             for remote in ordered:
-                local = by_qb_id.get(remote.id) or _unlinked(by_key.get(remote_key(remote)))
+                key = remote_key(remote).casefold()  # stored identity keys are case-folded
+                local = by_qb_id.get(remote.id) or _unlinked(by_key.get(key))
                 if not is_news(local, remote):
                     continue
                 change, conflicts = decide(realm_id, local, remote)

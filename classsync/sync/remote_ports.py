@@ -26,7 +26,8 @@ class RemoteChangeStore(Protocol):
     def local_classes(
         self, realm_id: str, qb_ids: Sequence[str], keys: Sequence[str]
     ) -> tuple[dict[str, LocalClass], dict[str, LocalClass]]:
-        """Rows linked to ``qb_ids`` (by QBO Id) and rows at ``keys`` (by full name)."""
+        """Rows linked to ``qb_ids`` (by QBO Id), and rows at ``keys`` (full names, any casing),
+        the latter keyed by case-folded identity key."""
         ...
 
     def apply(self, change: RemoteApply, now: datetime) -> bool:

@@ -17,6 +17,11 @@ from classsync.domain import (
     QboThrottled,
     SyncStatus,
 )
+from classsync.sync.ports import QbIdTaken, StoreError
+
+
+class CallCrashed(Exception):
+    """An internal error while a QBO call was in flight: the call may have reached QBO."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +79,20 @@ class RetryPolicy:
     ) -> Decision:
         """What to do after ``error``, for a job that has used ``attempts`` attempts before this one.
 
-        QBO refusals fail at once; a disconnected realm waits without counting; a throttle
-        waits as QBO asked, uncounted, and pauses the realm; anything else (5xx, timeouts,
-        unknown outcomes, expired tokens, a store or internal failure) is retried with backoff,
-        counted, until ``max_attempts`` is reached. 429s and 5xx pause the whole realm.
+        QBO refusals fail at once, and so does a QBO Id another row holds; a disconnected realm
+        waits without counting; a throttle waits as QBO asked, uncounted, and pauses the realm;
+        anything else (5xx, timeouts, unknown outcomes, expired tokens, a store or internal
+        failure) is retried with backoff, counted, until ``max_attempts`` is reached. 429s and
+        5xx pause the whole realm. Store and internal failures carry their own codes
+        (``STORE_UNAVAILABLE``, ``INTERNAL_ERROR``): they are never reported as QBO's.
         """
+        if isinstance(error, QbIdTaken):
+            return Fail(ErrorCode.QB_ID_CONFLICT.value, str(error))
         qbo_error = error if isinstance(error, QboError) else _internal(error)
+        code = qbo_error.error_code if isinstance(error, QboError) else _internal_code(error)
         message = str(qbo_error)
         if isinstance(qbo_error, QboRejected):
-            return Fail(qbo_error.error_code, message)
+            return Fail(code, message)
         if isinstance(qbo_error, QboDisconnected):
             code = ErrorCode.QBO_DISCONNECTED.value
             return Retry(self.disconnected_wait, code, message, counts_as_attempt=False)
@@ -99,7 +109,7 @@ class RetryPolicy:
             )
         return Retry(
             timedelta(seconds=delay),
-            qbo_error.error_code,
+            code,
             message,
             counts_as_attempt=not throttled,
             outcome_unknown=isinstance(qbo_error, QboOutcomeUnknown),
@@ -142,4 +152,14 @@ class RetryPolicy:
 def _internal(error: BaseException) -> QboError:
     # A bug or a store failure (lost connection, deadlock victim): the QBO write may not have
     # happened, or its outcome was not recorded; retrying with backoff never loses the job.
-    return QboRetryable(f"internal error: {type(error).__name__}")
+    # Retried like a transient QBO failure (an unknown outcome after a crash mid-call).
+    if isinstance(error, CallCrashed):
+        return QboOutcomeUnknown(str(error))
+    what = "store error" if isinstance(error, StoreError) else "internal error"
+    return QboRetryable(f"{what}: {type(error).__name__}")
+
+
+def _internal_code(error: BaseException) -> str:
+    if isinstance(error, StoreError):
+        return ErrorCode.STORE_UNAVAILABLE.value
+    return ErrorCode.INTERNAL_ERROR.value

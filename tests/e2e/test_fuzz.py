@@ -145,7 +145,9 @@ _streams = st.lists(st.lists(_classes(), max_size=6), min_size=1, max_size=4)
 #   - full_name (blank = just the name) is "A:B:C" or, when it has no ':', "A / B / C"; every
 #     level, blank-trimmed, follows the name rules; the last level is the name; at most 5 levels;
 #   - is_sub_class is true exactly when full_name names a parent;
-#   - no NUL (U+0000) in qb_id, full_name or domain_source.
+#   - no NUL (U+0000) in qb_id, full_name or domain_source;
+#   - identity (the stored key) is the path in "A:B:C" form, case-folded: QBO holds one class
+#     for names that differ only in case (docs/architecture.md, "Identity").
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SLASH = re.compile(r"\s+/\s+")
@@ -201,7 +203,7 @@ def _oracle(item: dict[str, Any]) -> Expected:
         faults.add("TOP_LEVEL_WITH_PARENT")
     if any("\x00" in item[field] for field in ("qb_id", "full_name", "domain_source")):
         faults.add("FIELD_HAS_NUL")
-    return Expected(frozenset(faults), name, ":".join(levels))
+    return Expected(frozenset(faults), name, ":".join(levels).casefold())
 
 
 _BASE = {
@@ -216,8 +218,8 @@ _BASE = {
 @pytest.mark.parametrize(
     ("fields", "faults", "key"),
     [
-        ({"name": " Ops "}, set(), "Ops"),
-        ({"name": "Team", "full_name": "Dept / Team", "is_sub_class": True}, set(), "Dept:Team"),
+        ({"name": " Ops "}, set(), "ops"),
+        ({"name": "Team", "full_name": "Dept / Team", "is_sub_class": True}, set(), "dept:team"),
         ({"name": "x" * 101}, {"NAME_TOO_LONG"}, "x" * 101),
         ({"name": "a:b"}, {"NAME_HAS_COLON"}, "a:b"),
         ({"name": "E", "full_name": "A:B:C:D:F:E", "is_sub_class": True}, {"TOO_DEEP"}, None),

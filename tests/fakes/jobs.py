@@ -6,8 +6,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from classsync.domain import QboClass
-from classsync.sync.ports import ClaimedJob, ClassSnapshot, JobState, JobStatus
+from classsync.domain import QboClass, join_path, split_full_name
+from classsync.sync.ports import (
+    ClaimedJob,
+    ClassSnapshot,
+    JobState,
+    JobStatus,
+    LinkedClass,
+    StoreConflict,
+)
 
 if TYPE_CHECKING:
     from tests.fakes.store import FakeJobRow, Tables
@@ -73,6 +80,7 @@ class FakeJobStore:
             is_active=row.is_active,
             is_sparse=row.is_sparse,
             version_token=row.version_token,
+            full_name=join_path(split_full_name(row.full_name or row.name)),  # QBO form
         )
 
     def _owned(self, class_id: str, owner: str) -> FakeJobRow | None:
@@ -120,10 +128,20 @@ class FakeJobStore:
         )
 
     def record_link(self, claimed: ClaimedJob, qbo: QboClass, now: datetime) -> None:
-        """Store QBO's Id and SyncToken on the row."""
+        """Store QBO's Id and SyncToken on the row; the qbId unique index refuses a taken Id."""
         row = self._tables.classes.get(claimed.class_id)
-        if row is not None:
-            row.qb_id, row.version_token, row.updated_at = qbo.id, _token(qbo.sync_token), now
+        if row is None:
+            return
+        if self.qb_id_holder(qbo.id, other_than=row.id) is not None:
+            raise StoreConflict(f'duplicate key value violates "QBClass_qbId_key" ({qbo.id})')
+        row.qb_id, row.version_token, row.updated_at = qbo.id, _token(qbo.sync_token), now
+
+    def qb_id_holder(self, qb_id: str, *, other_than: str) -> LinkedClass | None:
+        """The row other than ``other_than`` linked to QBO Id ``qb_id``, if any."""
+        for row in self._tables.classes.values():
+            if row.qb_id == qb_id and row.id != other_than:
+                return LinkedClass(class_id=row.id, full_name=row.full_name or row.name)
+        return None
 
     def retry_later(
         self,
@@ -202,6 +220,15 @@ class FakeJobStore:
         counts: dict[str, int] = {}
         for job in self._tables.jobs.values():
             counts[job.status] = counts.get(job.status, 0) + 1
+        return counts
+
+    def failed_counts(self) -> dict[str, int]:
+        """Number of FAILED jobs per error code."""
+        counts: dict[str, int] = {}
+        for job in self._tables.jobs.values():
+            if job.status == JobStatus.FAILED.value:
+                code = job.last_error_code or ""
+                counts[code] = counts.get(code, 0) + 1
         return counts
 
     def oldest_pending(self) -> datetime | None:

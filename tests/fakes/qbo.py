@@ -157,7 +157,11 @@ class FakeQboGateway:
 
     def _by_name(self, realm_id: str, full_name: str) -> QboClass | None:
         realm = self.classes.get(realm_id, {})
-        return next((c for c in realm.values() if c.fully_qualified_name == full_name), None)
+        # QBO compares names without regard to case (docs/qbo.md, "The Class entity").
+        wanted = full_name.casefold()
+        return next(
+            (c for c in realm.values() if c.fully_qualified_name.casefold() == wanted), None
+        )
 
     def _store(self, realm_id: str, current: QboClass | None, write: ClassWrite) -> QboClass:
         realm = self.classes.setdefault(realm_id, {})

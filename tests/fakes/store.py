@@ -12,8 +12,22 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-from classsync.domain import ErrorCode, Rejection, ValidClass, join_path, split_full_name
-from classsync.sync.ports import JobStatus, StoredClass, StoreError, StoreUnavailable
+from classsync.domain import (
+    ClassInput,
+    ErrorCode,
+    Rejection,
+    ValidClass,
+    identity_key,
+    join_path,
+    split_full_name,
+)
+from classsync.sync.ports import (
+    AdoptionCandidate,
+    JobStatus,
+    StoredClass,
+    StoreError,
+    StoreUnavailable,
+)
 from tests.fakes.jobs import FakeJobStore
 
 
@@ -158,7 +172,7 @@ class FakeClassStore:
                 results.append(row)
                 continue
             for depth in range(1, item.depth):
-                self._placeholder(join_path(item.path[:depth]), depth, realm_id, now)
+                self._placeholder(item.path[:depth], realm_id, now)
             if row is None:
                 row = FakeClassRow(self._database.new_id(), "", "", None, True, False, None)
                 self._tables.classes[row.id] = row
@@ -168,6 +182,49 @@ class FakeClassStore:
             generation = self._enqueue(row.id, realm_id, item.depth, now)
             results.append(StoredClass(class_id=row.id, generation=generation))
         return results
+
+    def adoption_candidates(self, *, after: str | None, limit: int) -> list[AdoptionCandidate]:
+        """Rows with no key, or no qbId and no job: in id order, ``limit`` after id ``after``."""
+        rows = sorted(
+            (
+                r
+                for r in self._tables.classes.values()
+                if not r.key or (r.qb_id is None and r.id not in self._tables.jobs)
+            ),
+            key=lambda r: r.id,
+        )
+        picked = [r for r in rows if after is None or r.id > after][:limit]
+        return [
+            AdoptionCandidate(
+                class_id=r.id,
+                key=r.key or None,
+                qb_id=r.qb_id,
+                has_job=r.id in self._tables.jobs,
+                fields=ClassInput(
+                    name=r.name,
+                    full_name=r.full_name or "",
+                    is_sub_class=len(split_full_name(r.full_name or r.name)) > 1,
+                    is_active=r.is_active,
+                    domain_source=r.domain_source or "",
+                    is_sparse=r.is_sparse,
+                ),
+            )
+            for r in picked
+        ]
+
+    def assign_key(self, class_id: str, key: str) -> bool:
+        """Give a keyless row its identity key; False if another row holds it."""
+        if self._by_key(key) is not None:
+            return False
+        self._tables.classes[class_id].key = key
+        return True
+
+    def count_unsynced_without_job(self) -> int:
+        """How many rows have no qbId and no job."""
+        return sum(1 for r in self._tables.classes.values() if self._unsynced(r))
+
+    def _unsynced(self, row: FakeClassRow) -> bool:
+        return row.qb_id is None and row.id not in self._tables.jobs
 
     def _find(self, item: ValidClass) -> FakeClassRow | Rejection | None:
         by_key = self._by_key(item.key)
@@ -183,11 +240,12 @@ class FakeClassStore:
     def _by_key(self, key: str) -> FakeClassRow | None:
         return next((r for r in self._tables.classes.values() if r.key == key), None)
 
-    def _placeholder(self, key: str, depth: int, realm_id: str, now: datetime) -> None:
+    def _placeholder(self, path: tuple[str, ...], realm_id: str, now: datetime) -> None:
+        key, depth = identity_key(path), len(path)
         if self._by_key(key) is not None:
             return
-        name = split_full_name(key)[-1]
-        row = FakeClassRow(self._database.new_id(), name, key, key, True, False, None)
+        full_name = join_path(path)
+        row = FakeClassRow(self._database.new_id(), path[-1], key, full_name, True, False, None)
         row.updated_at = now
         self._tables.classes[row.id] = row
         self._tables.jobs[row.id] = FakeJobRow(row.id, realm_id, depth, next_attempt_at=now)

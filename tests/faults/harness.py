@@ -205,7 +205,7 @@ def _link_problems(rows: list[Any], qbo_by_id: dict[str, dict[str, Any]]) -> lis
             problems.append(
                 f"row {row.full_name_key!r} points at qbId {row.qb_id} the sandbox lacks"
             )
-        elif held["FullyQualifiedName"] != row.full_name_key:
+        elif held["FullyQualifiedName"].casefold() != row.full_name_key:  # the key is case-folded
             problems.append(
                 f"row {row.full_name_key!r} is linked to {held['FullyQualifiedName']!r} in QBO"
             )

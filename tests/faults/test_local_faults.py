@@ -78,8 +78,9 @@ def _check(
 
 
 def _row_keys(engine: Any) -> set[str]:
+    """The full names stored (as sent, in QBO form here): comparable with QBO's names."""
     with engine.connect() as conn:
-        return {str(key) for key in conn.execute(select(QBClass.full_name_key)).scalars()}
+        return {str(name) for name in conn.execute(select(QBClass.full_name)).scalars()}
 
 
 def test_caller_cancelling_mid_stream_still_syncs_what_was_committed(

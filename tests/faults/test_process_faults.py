@@ -110,10 +110,10 @@ def _check(
 
 
 def _in_progress_jobs(engine: Any) -> dict[str, str]:
-    """fullNameKey -> leaseOwner of every job a worker holds right now."""
+    """fullName (QBO form, as sent) -> leaseOwner of every job a worker holds right now."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(QBClass.full_name_key, SyncJob.lease_owner)
+            select(QBClass.full_name, SyncJob.lease_owner)
             .join(SyncJob, SyncJob.class_id == QBClass.id)
             .where(SyncJob.status == IN_PROGRESS)
         )
@@ -123,7 +123,7 @@ def _in_progress_jobs(engine: Any) -> dict[str, str]:
 def _qb_ids(engine: Any, keys: set[str]) -> dict[str, str | None]:
     with engine.connect() as conn:
         rows = conn.execute(
-            select(QBClass.full_name_key, QBClass.qb_id).where(QBClass.full_name_key.in_(keys))
+            select(QBClass.full_name, QBClass.qb_id).where(QBClass.full_name.in_(keys))
         )
         return {str(key): qb_id for key, qb_id in rows}
 

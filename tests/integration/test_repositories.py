@@ -12,7 +12,7 @@ from classsync.domain import ClassInput, ErrorCode, QboClass, Rejection, ValidCl
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.models import QBClass, SyncJob
 from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
-from classsync.sync.ports import StoredClass
+from classsync.sync.ports import LinkedClass, StoreConflict, StoredClass
 
 pytestmark = pytest.mark.integration
 
@@ -73,9 +73,9 @@ class TestSaveBatch:
         assert second[0].generation == first[0].generation + 1
         with sf() as session:
             keys = sorted(session.scalars(select(QBClass.full_name_key)))
-            assert keys == ["A", "A:B"]  # the ancestor was created once, as a placeholder
+            assert keys == ["a", "a:b"]  # the ancestor was created once, as a placeholder
             assert (
-                session.scalar(select(QBClass.full_name).where(QBClass.full_name_key == "A:B"))
+                session.scalar(select(QBClass.full_name).where(QBClass.full_name_key == "a:b"))
                 == "A / B"
             )
         engine.dispose()
@@ -103,6 +103,52 @@ class TestSaveBatch:
         engine.dispose()
 
 
+class TestCaseAndConflicts:
+    def test_case_variants_are_one_row_on_every_database(self, any_database_url: str) -> None:
+        engine, sf = _factory(any_database_url)
+        first = _save(sf, [_valid("Ads", "Marketing / Ads")])
+        second = _save(sf, [_valid("MARKETING"), _valid("ads", "marketing:ads")])
+        assert isinstance(first[0], StoredClass)
+        assert second[1] == StoredClass(class_id=first[0].class_id, generation=2)
+        with sf() as session:
+            rows = sorted((r.full_name_key, r.name) for r in session.scalars(select(QBClass)))
+        assert rows == [("marketing", "MARKETING"), ("marketing:ads", "ads")]
+        engine.dispose()
+
+    def test_a_taken_qb_id_is_a_store_conflict_and_its_holder_is_named(
+        self, any_database_url: str
+    ) -> None:
+        engine, sf = _factory(any_database_url)
+        holder, other = _save(sf, [_valid("Holder"), _valid("Other")])
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            jobs = {
+                j.class_id: j for j in uow.jobs.claim(owner="w", limit=9, lease=LEASE, now=_now())
+            }
+            uow.commit()
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            uow.jobs.record_synced(jobs[holder.class_id], "w", _qbo("77"), _now())
+            uow.commit()
+        # The unit of work translates the IntegrityError as it is left.
+        with pytest.raises(StoreConflict), SqlAlchemyUnitOfWork(sf) as uow:  # noqa: PT012
+            uow.jobs.record_synced(jobs[other.class_id], "w", _qbo("77"), _now())
+            uow.commit()
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            found = uow.jobs.qb_id_holder("77", other_than=other.class_id)
+            assert found == LinkedClass(class_id=holder.class_id, full_name="Holder")
+            assert uow.jobs.qb_id_holder("77", other_than=holder.class_id) is None
+            uow.jobs.record_failed(
+                jobs[other.class_id],
+                "w",
+                error_code="QB_ID_CONFLICT",
+                error_message="m",
+                now=_now(),
+            )
+            uow.commit()
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            assert uow.jobs.failed_counts() == {"QB_ID_CONFLICT": 1}
+        engine.dispose()
+
+
 class TestClaiming:
     def test_parents_are_claimed_before_children(self, database_url: str) -> None:
         engine, sf = _factory(database_url)
@@ -110,7 +156,8 @@ class TestClaiming:
         with SqlAlchemyUnitOfWork(sf) as uow:
             jobs = uow.jobs.claim(owner="w", limit=10, lease=LEASE, now=_now())
             uow.commit()
-        assert [j.snapshot.key for j in jobs] == ["A", "A:B", "A:B:C"]
+        assert [j.snapshot.key for j in jobs] == ["a", "a:b", "a:b:c"]
+        assert [j.snapshot.full_name for j in jobs] == ["A", "A:B", "A:B:C"]
         engine.dispose()
 
     @pytest.mark.parametrize("backend", ["database_url", "mysql_database_url"])

@@ -33,7 +33,7 @@ class TestValidate:
         assert isinstance(result, ValidClass)
         assert result.qb_id is None  # the seed's "" means "no QBO id yet"
         assert result.domain_source is None
-        assert result.key == "Sales"
+        assert result.key == "sales"  # identity: QBO form, case-folded
         assert result.depth == 1
 
     def test_sub_class_in_seed_form_gets_a_qbo_key(self) -> None:
@@ -41,7 +41,7 @@ class TestValidate:
             _class(name="Software Dept", full_name="Company / Software Dept", is_sub_class=True)
         )
         assert isinstance(result, ValidClass)
-        assert result.key == "Company:Software Dept"
+        assert result.key == "company:software dept"
         assert result.parent_path == ("Company",)
         assert result.full_name == "Company / Software Dept"  # stored as the caller wrote it
 

@@ -196,13 +196,13 @@ def test_a_disconnected_realm_is_not_counted_and_waits_for_a_reconnect() -> None
     assert rig.wait_before_next_call() < 1  # not a pause: the realm's other work goes on
 
 
-def test_a_crash_of_ours_is_retried_and_counted() -> None:
+def test_a_crash_of_ours_is_retried_and_counted_under_its_own_code() -> None:
     rig = make_rig()
     [class_id] = rig.save("Sales")
     rig.qbo.script("create", RuntimeError("a bug"))
     rig.step()
     job = rig.job(class_id)
-    assert (job.status, job.attempts, job.last_error_code) == ("PENDING", 1, "QBO_UNAVAILABLE")
+    assert (job.status, job.attempts, job.last_error_code) == ("PENDING", 1, "INTERNAL_ERROR")
     assert job.last_error_message == "internal error: RuntimeError"
 
 

@@ -10,6 +10,7 @@ from intuitlib.exceptions import AuthClientError
 from quickbooks.exceptions import QuickbooksException, SevereException
 
 from classsync.domain import (
+    QboAdapterCrashed,
     QboDisconnected,
     QboOutcomeUnknown,
     QboRejected,
@@ -138,3 +139,12 @@ def test_token_endpoint_invalid_grant_and_429() -> None:
     refused = classify(_token_endpoint_error(400, {"error": "invalid_grant"}), sent=False)
     assert type(refused) is QboDisconnected
     assert type(classify(_token_endpoint_error(429), sent=False)) is QboThrottled
+
+
+def test_an_unexpected_exception_in_the_adapter_is_ours_not_qbo_unavailable() -> None:
+    error = classify(
+        AttributeError("'NoneType' object has no attribute 'Id'"), sent=True, status=None
+    )
+    assert isinstance(error, QboAdapterCrashed)
+    assert error.error_code == "INTERNAL_ERROR"
+    assert str(error) == "unexpected AttributeError while calling QBO"

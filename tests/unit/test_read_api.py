@@ -25,7 +25,7 @@ def _view(class_id: str, key: str, **fields: object) -> ClassView:
         "class_id": class_id,
         "name": key.split(":")[-1],
         "full_name": key.replace(":", " / "),
-        "key": key,
+        "key": key.casefold(),
         "qb_id": None,
         "version_token": 0,
         "status": "PENDING",
@@ -141,7 +141,7 @@ class TestGet:
             REALM, ClassLookup(ids=("c",), qb_ids=("10",), full_names=("A / B",))
         )
         assert [(o.id, o.stream_index, o.request_index) for o in got] == [("c", 0, 0), ("p", 1, 0)]
-        assert reader.calls == [(REALM, ["c"], ["10"], ["A:B"])]
+        assert reader.calls == [(REALM, ["c"], ["10"], ["a:b"])]
         assert got[0].status is SyncStatus.PENDING  # IN_PROGRESS is the queue's own business
         assert got[0].error_code == "QBO_UNAVAILABLE"
         assert (got[1].status, got[1].qb_id, got[1].sync_token) == (SyncStatus.SYNCED, "10", "4")
@@ -149,7 +149,7 @@ class TestGet:
 
     def test_both_full_name_forms_name_the_same_class(self) -> None:
         reader = FakeReader(_view("c", "A:B"))
-        for form in ("A:B", "A / B", " A : B "):
+        for form in ("A:B", "A / B", " A : B ", "a / b"):
             [found] = _service(reader).get(REALM, ClassLookup(full_names=(form,)))
             assert found.id == "c"
 

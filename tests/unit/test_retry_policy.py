@@ -20,8 +20,8 @@ from classsync.domain import (
     QboStaleSyncToken,
     QboThrottled,
 )
-from classsync.sync.ports import StoreUnavailable
-from classsync.sync.retry_policy import Fail, Retry, RetryPolicy
+from classsync.sync.ports import LinkedClass, QbIdTaken, StoreConflict, StoreUnavailable
+from classsync.sync.retry_policy import CallCrashed, Fail, Retry, RetryPolicy
 
 pytestmark = pytest.mark.unit
 
@@ -130,13 +130,33 @@ def test_throttles_never_exhaust_the_attempts() -> None:
     assert isinstance(decision, Retry)
 
 
-def test_a_store_or_internal_failure_is_retried_like_a_transient_qbo_error() -> None:
-    for error in (StoreUnavailable("connection lost"), RuntimeError("bug")):
+def test_a_store_or_internal_failure_is_retried_under_its_own_code_never_qbos() -> None:
+    cases = [
+        (StoreUnavailable("connection lost"), "STORE_UNAVAILABLE", "store error"),
+        (StoreConflict("duplicate key"), "STORE_UNAVAILABLE", "store error"),
+        (RuntimeError("bug"), "INTERNAL_ERROR", "internal error"),
+    ]
+    for error, code, what in cases:
         decision = _retry(RetryPolicy().after_error(error, attempts=0))
         assert decision.counts_as_attempt
-        assert decision.code == "QBO_UNAVAILABLE"
-        assert decision.message == f"internal error: {type(error).__name__}"
+        assert decision.code == code
+        assert decision.message == f"{what}: {type(error).__name__}"
         assert not decision.outcome_unknown
+
+
+def test_a_crash_during_a_qbo_call_is_internal_with_an_unknown_outcome() -> None:
+    decision = _retry(RetryPolicy().after_error(CallCrashed("crash in a batch"), attempts=0))
+    assert (decision.code, decision.outcome_unknown) == ("INTERNAL_ERROR", True)
+
+
+def test_a_qbo_id_held_by_another_row_fails_at_once_naming_that_row() -> None:
+    taken = QbIdTaken("77", LinkedClass(class_id="row-9", full_name="Company:Sales"))
+    decision = RetryPolicy().after_error(taken, attempts=0)
+    assert isinstance(decision, Fail)
+    assert decision.code == "QB_ID_CONFLICT"
+    assert "row-9" in decision.message
+    assert "'Company:Sales'" in decision.message
+    assert "Id 77" in decision.message
 
 
 def test_a_child_waits_uncounted_for_its_parent_and_fails_when_the_parent_failed() -> None:

@@ -132,11 +132,12 @@ def valid(name: str, *, active: bool = True, qb_id: str = "") -> ValidClass:
 def stored(
     name: str, *, synced: bool = True, edited: bool = False, active: bool = True
 ) -> StoredRow:
-    return StoredRow(name, name, name, False, active, None, False, synced, edited)
+    # The key is the case-folded identity key, as the store holds it.
+    return StoredRow(name, name, name.casefold(), False, active, None, False, synced, edited)
 
 
 def test_an_identical_resend_of_a_synced_row_plans_nothing() -> None:
-    known = KnownRows({"Ops": "r1"}, {}, {"r1": stored("Ops")})
+    known = KnownRows({"ops": "r1"}, {}, {"r1": stored("Ops")})
     plan = plan_upsert([valid("Ops")], known)
     assert plan.results == ["r1"]
     assert plan.unchanged == {"r1"}
@@ -145,9 +146,9 @@ def test_an_identical_resend_of_a_synced_row_plans_nothing() -> None:
 
 
 def test_a_changed_or_unsynced_resend_is_updated_and_queued() -> None:
-    known = KnownRows({"Ops": "r1"}, {}, {"r1": stored("Ops")})
+    known = KnownRows({"ops": "r1"}, {}, {"r1": stored("Ops")})
     assert plan_upsert([valid("Ops", active=False)], known).queue == {"r1": 1}
-    pending = KnownRows({"Ops": "r1"}, {}, {"r1": stored("Ops", synced=False)})
+    pending = KnownRows({"ops": "r1"}, {}, {"r1": stored("Ops", synced=False)})
     assert plan_upsert([valid("Ops")], pending).queue == {"r1": 1}
 
 
@@ -156,18 +157,18 @@ def renamed_in_qbo() -> KnownRows:
     row = StoredRow(
         "Operations",
         "Operations",
-        "Operations",
+        "operations",
         False,
         True,
         None,
         False,
         True,
         True,
-        sent_key="Ops",
+        sent_key="ops",
         sent_full_name="Ops",
         sent_active=True,
     )
-    return KnownRows({"Operations": "r1", "Ops": "r1"}, {"7": "r1"}, {"r1": row})
+    return KnownRows({"operations": "r1", "ops": "r1"}, {"7": "r1"}, {"r1": row})
 
 
 def test_the_caller_repeating_itself_after_a_qbo_rename_changes_nothing() -> None:
@@ -180,8 +181,8 @@ def test_the_caller_repeating_itself_after_a_qbo_rename_changes_nothing() -> Non
 def test_a_field_the_caller_changed_is_taken_and_qbos_rename_stands() -> None:
     plan = plan_upsert([valid("Ops", active=False)], renamed_in_qbo())
     row = plan.updates["r1"]
-    assert (row.name, row.key, row.is_active) == ("Operations", "Operations", False)
-    assert plan.sent["r1"].key == "Ops"  # remembered as the caller sent it
+    assert (row.name, row.full_name, row.is_active) == ("Operations", "Operations", False)
+    assert plan.sent["r1"].full_name == "Ops"  # remembered as the caller sent it
     assert plan.overwrites == {}
     assert plan.queue == {"r1": 1}
 

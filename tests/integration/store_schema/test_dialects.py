@@ -38,7 +38,7 @@ def test_upgrade_downgrade_upgrade(empty_url: str) -> None:
 
 
 def test_node_rows_are_adopted(empty_url: str) -> None:
-    """'' qbIds become NULL and fullNameKey is backfilled, whatever the database."""
+    """'' qbIds become NULL and fullNameKey is backfilled case-folded, whatever the database."""
     upgrade(empty_url, "0001_node_qbclass")
     node = sa.table(
         "QBClass",
@@ -50,6 +50,9 @@ def test_node_rows_are_adopted(empty_url: str) -> None:
         ("7", "Sales", "Sales"),
         ("8", "East", "Sales / East"),
         (None, "East", "Sales:East"),  # later duplicate of the path above: key stays NULL
+        (None, "sales", "sales"),  # a case variant of "Sales" (linked to QBO): loses its key
+        (None, "Marketing", "Marketing"),  # older, but its variant below is linked to QBO
+        ("12", "MARKETING", "MARKETING"),
     ]
     ids = [str(uuid.UUID(int=i + 1)) for i in range(len(rows))]
     engine = make_engine(empty_url)
@@ -76,11 +79,15 @@ def test_node_rows_are_adopted(empty_url: str) -> None:
             got = {c.id: (c.qb_id, c.full_name_key) for c in session.scalars(sa.select(QBClass))}
     finally:
         engine.dispose()
+    # Keys are case-folded (0006); of rows naming one QBO class, the one linked to QBO keeps it.
     assert got == {
-        ids[0]: (None, "Orphan"),
-        ids[1]: ("7", "Sales"),
-        ids[2]: ("8", "Sales:East"),
+        ids[0]: (None, "orphan"),
+        ids[1]: ("7", "sales"),
+        ids[2]: ("8", "sales:east"),
         ids[3]: (None, None),
+        ids[4]: (None, None),
+        ids[5]: (None, None),
+        ids[6]: ("12", "marketing"),
     }
 
 

@@ -84,13 +84,14 @@ _NODE_ROWS: list[tuple[str, str | None, str, str | None, bool, str]] = [
     ),
 ]
 
+# Identity keys are case-folded (docs/architecture.md, "Identity").
 _EXPECTED_KEYS = {
-    "00000000-0000-4000-8000-000000000001": "Orphan",
-    "00000000-0000-4000-8000-000000000002": "Company",
-    "00000000-0000-4000-8000-000000000003": "Company:Software Dept",
-    "00000000-0000-4000-8000-000000000004": "Company:Software Dept:Backend",
+    "00000000-0000-4000-8000-000000000001": "orphan",
+    "00000000-0000-4000-8000-000000000002": "company",
+    "00000000-0000-4000-8000-000000000003": "company:software dept",
+    "00000000-0000-4000-8000-000000000004": "company:software dept:backend",
     "00000000-0000-4000-8000-000000000005": None,
-    "00000000-0000-4000-8000-000000000006": "NoFullName",
+    "00000000-0000-4000-8000-000000000006": "nofullname",
 }
 
 

@@ -10,7 +10,8 @@
 3. ``"ClasssyncJob"`` (the outbox, one row per Class) and ``"ClasssyncRealm"`` (OAuth tokens).
 
 Existing rows get NO job: the Node service already pushed them to QBO, and a row without a qbId
-has no realm id we could enqueue it under. They are picked up when a caller sends them again.
+has no realm id we could enqueue it under. They are picked up when a caller sends them again, or
+by `classsync adopt` (given the realm), which queues every row with no qbId and no job.
 
 Revision ID: 0002_classsync_tables
 Revises: 0001_node_qbclass
@@ -104,7 +105,11 @@ def upgrade() -> None:
     qbclass = sa.table("QBClass", sa.column("qbId"))
     op.execute(qbclass.update().where(qbclass.c.qbId == "").values(qbId=None))
 
-    op.add_column("QBClass", sa.Column("fullNameKey", _text(_FULL_NAME_KEY_LENGTH), nullable=True))
+    # MySQL: compared byte for byte, like PostgreSQL and SQLite (see 0006, which case-folds it).
+    key_type = sa.Text().with_variant(
+        sa.String(_FULL_NAME_KEY_LENGTH, collation="utf8mb4_bin"), *_MYSQL
+    )
+    op.add_column("QBClass", sa.Column("fullNameKey", key_type, nullable=True))
     if not context.is_offline_mode():  # offline SQL is for empty databases: nothing to fill
         _backfill_full_name_keys()
     op.create_index("QBClass_fullNameKey_key", "QBClass", ["fullNameKey"], unique=True)

@@ -6,9 +6,9 @@
    (nullable) is when a change made in QBO itself was last applied to the row; our next
    successful write clears it. Existing rows keep NULL (no base known: the rule treats every
    difference as a change made in QBO). ``callerKey``, ``callerFullName``, ``callerActive``
-   (nullable; ``callerKey`` indexed) hold what the caller last sent for the row, so a caller that
-   repeats itself after a change made in QBO is recognised (under its old name too) and changes
-   nothing.
+   (nullable; ``callerKey`` case-folded like ``fullNameKey``, indexed) hold what the caller last
+   sent for the row, so a caller that repeats itself after a change made in QBO is recognised
+   (under its old name too) and changes nothing.
 2. ``"ClasssyncWebhookEvent"``: the webhook inbox, one row per event id (a redelivery is a
    no-op), stored before the endpoint answers and processed afterwards.
 3. ``"ClasssyncCdcMark"``: per realm, the ``changedSince`` of the next CDC poll, stored in the
@@ -16,8 +16,8 @@
 
 All additive: a Node database is adopted unchanged.
 
-Revision ID: 0005_two_way
-Revises: 0004_claim_index
+Revision ID: 0007_two_way
+Revises: 0006_case_insensitive_identity
 Create Date: 2026-12-01
 """
 
@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql, postgresql
 
-revision: str = "0005_two_way"
-down_revision: str | Sequence[str] | None = "0004_claim_index"
+revision: str = "0007_two_way"
+down_revision: str | Sequence[str] | None = "0006_case_insensitive_identity"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -67,7 +67,9 @@ def upgrade() -> None:
     op.add_column("QBClass", sa.Column("qboParentId", sa.Text(), nullable=True))
     op.add_column("QBClass", sa.Column("qboActive", sa.Boolean(), nullable=True))
     op.add_column("QBClass", sa.Column("qboEditedAt", _timestamp(), nullable=True))
-    op.add_column("QBClass", sa.Column("callerKey", _text(512), nullable=True))
+    # A case-folded identity key like "fullNameKey", compared byte for byte on MySQL too.
+    caller_key = sa.Text().with_variant(sa.String(512, collation="utf8mb4_bin"), *_MYSQL)
+    op.add_column("QBClass", sa.Column("callerKey", caller_key, nullable=True))
     op.add_column("QBClass", sa.Column("callerFullName", sa.Text(), nullable=True))
     op.add_column("QBClass", sa.Column("callerActive", sa.Boolean(), nullable=True))
     op.create_index("QBClass_callerKey_idx", "QBClass", ["callerKey"])
