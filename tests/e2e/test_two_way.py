@@ -48,7 +48,12 @@ def local_follows_qbo(service: Service) -> bool:
             row.full_name_key,
             row.is_active,
             row.version_token,
-        ) != (qbo["Name"], qbo["FullyQualifiedName"], qbo["Active"], int(qbo["SyncToken"])):
+        ) != (
+            qbo["Name"],
+            qbo["FullyQualifiedName"].casefold(),  # the stored identity key is case-folded
+            qbo["Active"],
+            int(qbo["SyncToken"]),
+        ):
             return False
     return len(service.rows()) == len(service.qbo_classes())
 
@@ -57,7 +62,7 @@ def seed(service: Service) -> dict[str, str]:
     """Dept A, Dept B and Dept A:Team, synced; their QBO Ids by full name."""
     [reply] = service.send([klass("Dept A"), klass("Dept B"), klass("Team", "Dept A:Team")])
     assert reply.message == SUCCESS_MESSAGE
-    return {r.full_name_key: r.qb_id for r in service.rows()}
+    return {r.full_name: r.qb_id for r in service.rows()}
 
 
 def inbox_count(service: Service) -> int:
@@ -120,9 +125,9 @@ class TestPullThroughCdc:
 
         wait_until(lambda: local_follows_qbo(service), 3.0, "the CDC poll to apply the edits")
         rows = rows_by_qb_id(service)
-        assert rows[ids["Dept A:Team"]].full_name_key == "Dept B:Squad"
+        assert rows[ids["Dept A:Team"]].full_name == "Dept B:Squad"
         assert rows[ids["Dept A"]].is_active is False
-        assert rows[created["Id"]].full_name_key == "Dept B:Made In QBO"
+        assert rows[created["Id"]].full_name == "Dept B:Made In QBO"
         jobs = {job.class_id: job.status for job in service.jobs()}
         assert jobs[rows[created["Id"]].id] == "SYNCED"
 
@@ -133,11 +138,23 @@ class TestPullThroughCdc:
         ids = seed(service)
         service.sandbox.admin.rename_class(service.realm_id, ids["Dept A"], "Division A")
         wait_until(lambda: local_follows_qbo(service), 3.0, "the rename to reach the sub-class")
-        assert rows_by_qb_id(service)[ids["Dept A:Team"]].full_name_key == "Division A:Team"
+        assert rows_by_qb_id(service)[ids["Dept A:Team"]].full_name == "Division A:Team"
         # The caller's next resend under the new name finds the same rows.
         [reply] = service.send([klass("Team", "Division A:Team")])
         assert reply.results[0].qb_id == ids["Dept A:Team"]
         assert len(service.rows()) == 3
+
+    def test_a_rename_in_another_casing_follows_and_a_resend_finds_the_row(
+        self, service_factory: Callable[..., Service]
+    ) -> None:
+        service = service_factory(qbo_cdc_interval_seconds=0.5)
+        ids = seed(service)
+        service.sandbox.admin.rename_class(service.realm_id, ids["Dept B"], "DEPT B")
+        wait_until(lambda: local_follows_qbo(service), 3.0, "the casing to be read back")
+        assert rows_by_qb_id(service)[ids["Dept B"]].full_name == "DEPT B"
+        [reply] = service.send([klass("Dept B")])  # the caller repeats itself: nothing changes
+        assert reply.results[0].qb_id == ids["Dept B"]
+        assert {c["Id"]: c["Name"] for c in service.qbo_classes()}[ids["Dept B"]] == "DEPT B"
 
     @pytest.mark.slow
     def test_more_changes_than_one_cdc_answer_holds_are_all_applied(
@@ -178,7 +195,7 @@ class TestPushThroughWebhooks:
         admin.set_class_active(realm, ids["Dept B"], False)
         admin.move_class(realm, ids["Dept A:Team"], None)
         wait_until(lambda: local_follows_qbo(service), 3.0, "deactivate and move")
-        assert rows_by_qb_id(service)[ids["Dept A:Team"]].full_name_key == "Squad"
+        assert rows_by_qb_id(service)[ids["Dept A:Team"]].full_name == "Squad"
 
     def test_a_bad_or_missing_signature_is_refused_and_nothing_is_stored(
         self, service_factory: Callable[..., Service], sandbox_factory: Callable[..., Any]
@@ -308,7 +325,7 @@ class TestConflicts:
         service = service_factory(qbo_cdc_interval_seconds=0.5)
         payload = [klass("Dept A"), klass("Dept B"), klass("Team", "Dept A:Team")]
         [first] = service.send(payload)
-        ids = {r.full_name_key: r.qb_id for r in service.rows()}
+        ids = {r.full_name: r.qb_id for r in service.rows()}
         admin, realm = service.sandbox.admin, service.realm_id
         admin.rename_class(realm, ids["Dept A"], "Division A")
         wait_until(lambda: local_follows_qbo(service), 3.0, "the rename to be read back")
@@ -390,7 +407,7 @@ class TestWebhookOutage:
             qbo_cdc_interval_seconds=30.0,
         )
         wait_until(lambda: local_follows_qbo(again), 5.0, "the catch-up poll at start")
-        keys = {row.full_name_key for row in again.rows()}
+        keys = {row.full_name for row in again.rows()}
         assert {"Dept Bee:Squad", "While Down", "Outage 4"} <= keys
         with again.app.storage.session_factory() as session:
             jobs = session.scalar(select(func.count()).select_from(SyncJob))

@@ -59,7 +59,9 @@ def _store(sf, *full_names: str) -> None:  # type: ignore[no-untyped-def]
 def _link(sf, full_name: str, qb_id: str, token: int = 0, parent: str | None = None) -> None:  # type: ignore[no-untyped-def]
     """As if the engine had synced the row: QBO's Id, SyncToken and values, job SYNCED."""
     with sf() as session:
-        row = session.scalars(select(QBClass).where(QBClass.full_name_key == full_name)).one()
+        row = session.scalars(
+            select(QBClass).where(QBClass.full_name_key == full_name.casefold())
+        ).one()
         row.qb_id, row.version_token = qb_id, token
         row.qbo_name, row.qbo_parent_id, row.qbo_active = row.name, parent, row.is_active
         job = session.get(SyncJob, row.id)
@@ -69,7 +71,7 @@ def _link(sf, full_name: str, qb_id: str, token: int = 0, parent: str | None = N
 
 def _rows(sf) -> dict[str, QBClass]:  # type: ignore[no-untyped-def]
     with sf() as session:
-        return {row.qb_id or row.full_name_key: row for row in session.scalars(select(QBClass))}
+        return {row.qb_id or row.full_name: row for row in session.scalars(select(QBClass))}
 
 
 def _qbo(qb_id: str, name: str, token: int, fqn: str | None = None, **fields: object) -> QboClass:
@@ -92,10 +94,18 @@ def test_a_rename_moves_the_sub_classes_and_a_create_adds_a_synced_row(session_f
     )
     assert applied == 2
     rows = _rows(sf)
-    assert rows["1"].full_name_key == "Division"
-    assert rows["2"].full_name_key == "Division:Team"
-    assert rows["3"].full_name_key == "Division:Team:Pod"
-    assert rows["9"].full_name_key == "Division:New_%"
+    assert [rows[i].full_name for i in "1239"] == [
+        "Division",
+        "Division:Team",
+        "Division:Team:Pod",
+        "Division:New_%",
+    ]
+    assert [rows[i].full_name_key for i in "1239"] == [
+        "division",
+        "division:team",
+        "division:team:pod",
+        "division:new_%",
+    ]
     with sf() as session:
         assert session.get(SyncJob, rows["9"].id).status == "SYNCED"
     with SqlAlchemyRemoteUnitOfWork(sf) as uow:
