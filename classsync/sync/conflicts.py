@@ -80,6 +80,12 @@ def decide(
     if local is None:
         return RemoteApply(realm_id, remote, None, theirs, key, True, True), []
     pending = local.job_status not in (None, SyncStatus.SYNCED.value)
+    if local.qb_id is None:
+        # A row not synced yet, found by its full name: QBO's class pre-dates it (the engine
+        # would link it on 6240 too). Link it; the caller's values stay and are still pushed.
+        values = SideValues(local.current.name, theirs.parent_id, local.current.active)
+        settled = values == theirs
+        return RemoteApply(realm_id, remote, local, values, local.key, settled, False), []
     base = local.base
     edited_in_qbo = base is None or base != theirs
     if not pending:

@@ -142,3 +142,20 @@ def test_a_qbo_name_with_a_slash_is_one_level() -> None:
     assert change.key == "R / D"
     nested, _ = decide(REALM, None, qbo_class("32", "Lab", 0, parent="31", fqn="R / D:Lab"))
     assert nested.key == "R / D:Lab"
+
+
+def test_a_row_not_synced_yet_is_linked_and_keeps_the_callers_values() -> None:
+    pending = LocalClass(
+        class_id="row-2",
+        qb_id=None,
+        key="Sales",
+        current=SideValues("Sales", None, True),
+        base=None,
+        version_token=0,
+        job_status="PENDING",
+    )
+    change, conflicts = decide(REALM, pending, qbo_class("40", "SALES", 0))
+    assert change.values == SideValues("Sales", None, True)
+    assert change.key == "Sales"
+    assert not change.settled  # the caller's casing is still to be pushed
+    assert conflicts == []
