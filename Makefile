@@ -17,11 +17,11 @@ WHEELHOUSE := build/wheelhouse
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
 # requirements.lock pins the runtime set; requirements-dev.lock pins what the dev/bench extras add.
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
-	@test -n "$(PYTHON)" || { echo "need Python >= 3.11 (python3.11, python3.12, python3.13 or python3)"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "need Python >= 3.11 (python3.11 … python3.14, or python3; or make install PYTHON=/path/to/python3)"; exit 1; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "$(PYTHON) does not run as Python >= 3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -c requirements-dev.lock -e '.[dev]'
@@ -39,7 +39,7 @@ install: $(STAMP) ## create .venv and install classsync with its dev tools (pinn
 
 node-deps: $(NODE_STAMP) $(PRISMA_STAMP) ## install the Node packages the tests use (grpc-js client, Prisma CLI)
 
-run: install ## run the server (+ the local QBO sandbox when no QBO is configured)
+run: install ## run the server on 127.0.0.1:50051 (+ the local QBO sandbox when QBO and the database are the defaults)
 	$(BIN)/classsync serve
 
 sandbox: install ## run only the local QBO sandbox on 127.0.0.1:8765
@@ -91,7 +91,7 @@ format: install ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix classsync tests
 	$(BIN)/ruff format classsync tests
 
-clean: ## remove caches and local state (keeps .venv)
-	rm -rf .pytest_cache .mypy_cache .ruff_cache bench-out classsync.db classsync.db-*
+clean: ## remove caches and local state: the SQLite database, the sandbox's state (keeps .venv)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache bench-out classsync.db classsync.db-* sandbox-state.json
 
 .PHONY: help install node-deps run sandbox migrate wheelhouse image base-images test test-fast test-unit test-integration test-e2e bench protos protos-check lint format clean

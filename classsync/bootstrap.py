@@ -273,7 +273,7 @@ def status_report(settings: Settings, storage: Storage) -> tuple[dict[str, Any],
     health = check(store_monitor(settings, storage), settings.qbo_realm_id)
     report: dict[str, Any] = health.as_dict()
     report.pop("checked_at")
-    if health.database_reachable:
+    if health.ready:  # reachable and migrated: the job and realm tables exist
         with storage.uow() as uow:
             counts = uow.jobs.counts()
             failed = uow.jobs.failed_counts()

@@ -38,6 +38,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Every check (and the migration) runs before anything starts, the emulator included.
     check_before_start(settings, migrate_on_start=settings.migrate_on_start and not args.no_migrate)
     sandbox = _maybe_start_sandbox(settings, log) if settings.should_autostart_sandbox else None
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        log.info("signal_received", signal=signal.Signals(signum).name)
+        stop.set()
+
+    # Before the server starts: a SIGTERM just after the "listening" line must drain, not kill.
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     app = build_app(settings, migrate=False)
     with app.storage.uow() as uow:
         unadopted = uow.classes.count_unsynced_without_job()
@@ -46,14 +55,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.warning("classes_waiting_for_adopt", rows=unadopted, hint="run `classsync adopt`")
     app.start()
     print(f"classsync listening on {settings.grpc_address} (port {app.port})", flush=True)
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        log.info("signal_received", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
     while not stop.wait(1.0):
         pass
     app.stop()
@@ -118,17 +119,31 @@ def cmd_sandbox(argv: list[str]) -> int:
 # --- connect -----------------------------------------------------------------------------------
 def cmd_connect(args: argparse.Namespace) -> int:
     """OAuth authorize → code → tokens, stored in the database for the realm."""
-    from classsync.connect import run_connect, run_connect_paste
-    from classsync.preflight import check_database, check_qbo_credentials
+    from classsync.connect import retry_hint, run_connect, run_connect_paste
+    from classsync.domain.errors import ClasssyncError
+    from classsync.preflight import (
+        check_database,
+        check_qbo_credentials,
+        check_token_encryption_key,
+    )
 
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
     check_qbo_credentials(settings)
+    check_token_encryption_key(settings)
     check_database(settings)
-    if args.paste:
-        realm = run_connect_paste(settings, read_line=sys.stdin.readline)
-    else:
-        realm = run_connect(settings, open_browser=not args.no_browser, timeout=args.timeout)
+    try:
+        if args.paste:
+            realm = run_connect_paste(settings, read_line=sys.stdin.readline)
+        else:
+            realm = run_connect(settings, open_browser=not args.no_browser, timeout=args.timeout)
+    except (ClasssyncError, RuntimeError, OSError) as exc:  # OSError: sockets, requests, timeouts
+        if settings.log_level.upper() == "DEBUG":
+            traceback.print_exc()
+        print(
+            f"classsync connect: {exc}; nothing was stored: {retry_hint(settings)}", file=sys.stderr
+        )
+        return 1
     print(f"connected realm {realm}; tokens stored in the database")
     return 0
 
@@ -206,6 +221,8 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "status": (*_DATABASE, "QBO_REALM_ID", "QBO_REFRESH_TOKEN", "QBO_ENVIRONMENT"),
     "retry": ("DATABASE_URL",),
     "adopt": ("DATABASE_URL", "QBO_REALM_ID"),
+    # A TLS server is probed with its own certificate as the trusted root.
+    "health": ("GRPC_ADDRESS", "GRPC_TLS_CERT_FILE"),
 }
 
 
@@ -267,17 +284,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=300.0, help="seconds to wait for the redirect"
     )
     connect.set_defaults(func=cmd_connect)
+    _add_operations_parsers(sub)
+    return parser
+
+
+def _add_operations_parsers(sub: Any) -> None:
+    """status, retry, health and adopt: what an operator runs against a deployment."""
     _command(
         sub,
         "status",
         "sync counts, oldest pending age, realm connection",
         COMMAND_SETTINGS["status"],
     ).set_defaults(func=cmd_status)
-    retry = _command(sub, "retry", "requeue failed jobs", COMMAND_SETTINGS["retry"])
-    retry.add_argument("--failed", action="store_true", help="requeue every FAILED job (default)")
-    retry.add_argument("--id", action="append", help="a Class id to requeue (repeatable)")
+    retry = _command(
+        sub,
+        "retry",
+        "requeue every FAILED job (all realms), or the jobs of the Classes given with --id",
+        COMMAND_SETTINGS["retry"],
+    )
+    retry.add_argument(
+        "--failed",
+        action="store_true",
+        help="only FAILED jobs (the default without --id; with --id, those of them that FAILED)",
+    )
+    retry.add_argument(
+        "--id",
+        action="append",
+        help="a local Class id (QBClass.id) to sync again, whatever its state unless a worker "
+        "holds it (repeatable)",
+    )
     retry.set_defaults(func=cmd_retry)
-    health = sub.add_parser("health", help="exit 0 when the server's gRPC health says SERVING")
+    health = _command(
+        sub,
+        "health",
+        "exit 0 when the server's gRPC health says SERVING (the container's probe)",
+        COMMAND_SETTINGS["health"],
+    )
     health.add_argument("--address", help="server address (default: GRPC_ADDRESS, via loopback)")
     health.add_argument("--service", default="", help="service name to ask about (default: all)")
     health.add_argument("--timeout", type=float, default=3.0, help="call deadline in seconds")
@@ -291,7 +333,6 @@ def build_parser() -> argparse.ArgumentParser:
     adopt.add_argument("--realm", help="the QBO realm to sync them to (default QBO_REALM_ID)")
     adopt.add_argument("--dry-run", action="store_true", help="only count and list them")
     adopt.set_defaults(func=cmd_adopt)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

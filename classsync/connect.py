@@ -110,6 +110,16 @@ def run_connect_paste(settings: Settings, *, read_line: Callable[[], str]) -> st
     return _store(settings, realm_id, tokens)
 
 
+def retry_hint(settings: Settings) -> str:
+    """What to do after a failed connect."""
+    if settings.uses_dev_sandbox:
+        return (
+            "QBO_ENVIRONMENT is the local emulator, which needs no connect (`classsync serve` "
+            "starts it with a development token); `classsync sandbox` runs it on its own"
+        )
+    return f"run it again (`--paste` when no browser can reach {settings.qbo_redirect_uri})"
+
+
 def _auth_client(settings: Settings) -> Any:
     return make_auth_client_factory(
         settings.qbo_client_id,
@@ -125,13 +135,13 @@ def _exchange(
 ) -> tuple[str, RealmTokens]:
     """Check the redirect's state and outcome, then trade its code for the realm's tokens."""
     if result.get("state") != state:
-        msg = "the redirect's state does not match (possible CSRF); nothing was stored"
+        msg = "the redirect's state does not match (possible CSRF)"
         raise RuntimeError(msg)
     if "error" in result:
         msg = f"authorization refused: {result['error']}"
         raise RuntimeError(msg)
     if "code" not in result:
-        msg = "the redirect carries no authorization code; nothing was stored"
+        msg = "the redirect carries no authorization code"
         raise RuntimeError(msg)
     realm_id = result.get("realmId") or settings.qbo_realm_id
     if realm_id != settings.qbo_realm_id:

@@ -17,11 +17,12 @@ def _settings() -> Settings:
 def cmd_status(args: argparse.Namespace) -> int:
     """The facts /readyz and gRPC health use, plus the queue (never tokens); 1 when not ready."""
     from classsync.bootstrap import build_storage, status_report
-    from classsync.preflight import parse_database_url
+    from classsync.preflight import check_token_encryption_key, parse_database_url
 
     settings = _settings()
     # An unreadable URL is a configuration error; an unreachable database is a fact to report.
     parse_database_url(settings)
+    check_token_encryption_key(settings)
     storage = build_storage(settings, migrate=False)
     report, ready = status_report(settings, storage)
     storage.engine.dispose()
@@ -32,11 +33,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_retry(args: argparse.Namespace) -> int:
     """Requeue FAILED jobs (all, or the given Class ids)."""
     from classsync.bootstrap import build_storage
-    from classsync.preflight import check_database
+    from classsync.preflight import (
+        check_database,
+        check_schema_at_head,
+        check_token_encryption_key,
+    )
     from classsync.sync.clock import SystemClock
 
     settings = _settings()
+    check_token_encryption_key(settings)
     check_database(settings)
+    check_schema_at_head(settings, remedy="run `classsync migrate` first", reason="")
     storage = build_storage(settings, migrate=False)
     with storage.uow() as uow:
         count = uow.jobs.requeue(

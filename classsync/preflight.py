@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from pydantic import ValidationError
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
@@ -17,6 +18,8 @@ from classsync.store import migrate
 from classsync.store.database import normalize_database_url
 
 _CONNECT_TIMEOUT_S = 10
+
+_EXAMPLE_PORT = {"GRPC_ADDRESS": 50051, "METRICS_ADDRESS": 9464}
 
 _MIGRATE_HINT = (
     "run `classsync migrate` once as a database user allowed to change the schema, "
@@ -42,9 +45,12 @@ def load_settings() -> Settings:
 
 def check_before_start(settings: Settings, *, migrate_on_start: bool) -> None:
     """Everything `serve` can find wrong before it starts anything (the emulator included)."""
+    parse_database_url(settings)  # a typo in DATABASE_URL is named before the guard below
     check_sandbox_guard(settings)
     check_qbo_credentials(settings)
+    check_token_encryption_key(settings)
     check_tls_files(settings)
+    check_grpc_address(settings)
     check_metrics_address(settings)
     check_database(settings)
     if migrate_on_start:
@@ -84,10 +90,29 @@ def check_qbo_credentials(settings: Settings) -> None:
     if missing:
         msg = (
             f"QBO_ENVIRONMENT={environment} needs your Intuit app's keys and company: set "
-            f"{', '.join(missing)} (developer.intuit.com, your app, Keys and credentials; "
-            "the realm id is the company id shown after `classsync connect`)"
+            f"{', '.join(missing)} (the keys: developer.intuit.com, your app, Keys and "
+            "credentials; the realm id: the company id of a sandbox company under "
+            "developer.intuit.com, Sandbox, or of a QuickBooks company under Settings, "
+            "Account and settings, Billing & subscription)"
         )
         raise ConfigError(msg)
+
+
+def check_token_encryption_key(settings: Settings) -> None:
+    """Each comma-separated TOKEN_ENCRYPTION_KEY is a Fernet key (never repeated in the message)."""
+    if settings.token_encryption_key is None:
+        return
+    keys = [k.strip() for k in settings.token_encryption_key.get_secret_value().split(",")]
+    for position, key in enumerate((k for k in keys if k), start=1):
+        try:
+            Fernet(key.encode())
+        except ValueError as exc:
+            msg = (
+                f"TOKEN_ENCRYPTION_KEY: key {position} is not a Fernet key (32 url-safe base64 "
+                'bytes): generate one with python -c "from cryptography.fernet import Fernet; '
+                'print(Fernet.generate_key().decode())"'
+            )
+            raise ConfigError(msg) from exc
 
 
 def check_tls_files(settings: Settings) -> None:
@@ -111,21 +136,38 @@ def check_tls_files(settings: Settings) -> None:
             raise ConfigError(msg)
 
 
+def check_grpc_address(settings: Settings) -> None:
+    """GRPC_ADDRESS is host:port and nothing else listens there (another server included)."""
+    _check_listenable(
+        "GRPC_ADDRESS",
+        settings.grpc_address,
+        "stop what listens there, or set GRPC_ADDRESS to a free host:port and give callers that",
+    )
+
+
 def check_metrics_address(settings: Settings) -> None:
     """METRICS_ADDRESS (when set) is host:port and free to listen on."""
     if not settings.metrics_address:
         return
+    _check_listenable(
+        "METRICS_ADDRESS",
+        settings.metrics_address,
+        "set a free host:port, or leave it empty to turn /metrics, /healthz and /readyz off",
+    )
+
+
+def _check_listenable(name: str, address: str, remedy: str) -> None:
     try:
-        host, port = split_address(settings.metrics_address)
+        host, port = split_address(address)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
-    except (OSError, ValueError) as exc:
-        msg = (
-            f"METRICS_ADDRESS {settings.metrics_address} cannot be listened on ({exc}): set a "
-            "free host:port, or leave it empty to turn /metrics, /healthz and /readyz off"
-        )
+    except ValueError as exc:
+        msg = f"{name} {address} is not host:port: set it as e.g. 127.0.0.1:{_EXAMPLE_PORT[name]}"
+        raise ConfigError(msg) from exc
+    except OSError as exc:
+        msg = f"{name} {address} cannot be listened on ({exc.strerror or exc}): {remedy}"
         raise ConfigError(msg) from exc
 
 
@@ -183,8 +225,12 @@ def migrate_database(settings: Settings) -> None:
         raise ConfigError(msg) from exc
 
 
-def check_schema_at_head(settings: Settings) -> None:
-    """With MIGRATE_ON_START=false the schema must already be the one this version needs."""
+def check_schema_at_head(
+    settings: Settings,
+    remedy: str = "run `classsync migrate` once, or set MIGRATE_ON_START=true",
+    reason: str = " and MIGRATE_ON_START=false",
+) -> None:
+    """The schema is the one this version needs (serve with MIGRATE_ON_START=false, retry, connect)."""
     try:
         at = migrate.current(settings.database_url)
     except SQLAlchemyError as exc:
@@ -194,8 +240,7 @@ def check_schema_at_head(settings: Settings) -> None:
     if at != needed:
         msg = (
             f"the database is not migrated (schema at {at or 'no classsync revision'}, this "
-            f"version needs {needed}) and MIGRATE_ON_START=false: run `classsync migrate` once, "
-            "or set MIGRATE_ON_START=true"
+            f"version needs {needed}){reason}: {remedy}"
         )
         raise ConfigError(msg)
 

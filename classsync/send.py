@@ -34,7 +34,13 @@ def cmd_send(args: argparse.Namespace) -> int:
     from classsync.preflight import load_settings
 
     settings = load_settings()
-    requests = [json_format.ParseDict(r, pb.ClassRequest()) for r in load_payload(Path(args.file))]
+    try:
+        payload = load_payload(Path(args.file))
+        requests = [json_format.ParseDict(r, pb.ClassRequest()) for r in payload]
+    except (OSError, ValueError, json_format.ParseError) as exc:
+        # json's and protobuf's errors are ValueErrors that name the line or the field.
+        print(f"classsync send: cannot use {args.file}: {exc}", file=sys.stderr)
+        return 2
     address = args.address or settings.grpc_address
     metadata = []
     if args.per_request:
@@ -50,9 +56,24 @@ def cmd_send(args: argparse.Namespace) -> int:
                 print(json.dumps(body, ensure_ascii=False, indent=2))
                 ok = ok and reply.message.startswith("✅")
         except grpc.RpcError as error:
-            print(f"classsync send: {error.code().name}: {error.details()}", file=sys.stderr)
+            hint = _NEXT_STEP.get(error.code().name, "").format(address=address, t=args.timeout)
+            print(f"classsync send: {error.code().name}: {error.details()}{hint}", file=sys.stderr)
             return 1
     return 0 if ok else 1
+
+
+# What to do next after the failures a caller can fix itself.
+_NEXT_STEP = {
+    "UNAVAILABLE": (
+        "\n  is `classsync serve` running on {address}? Start it (`make run`), or give its "
+        "address with --address or GRPC_ADDRESS; use --tls or --ca-file exactly when it has TLS"
+    ),
+    "UNAUTHENTICATED": "\n  the server requires a caller token: pass one of its GRPC_AUTH_TOKENS with --token",
+    "DEADLINE_EXCEEDED": (
+        "\n  no complete reply within {t:g} s (--timeout); Classes already stored still sync: "
+        "see `classsync status`, or send again (resending never duplicates)"
+    ),
+}
 
 
 def _channel(address: str, *, tls: bool, ca_file: str | None) -> Any:

@@ -23,6 +23,17 @@ def _code(context: grpc.ServicerContext, default: grpc.StatusCode) -> str:
     return str((code or default).name)
 
 
+def _failure(context: grpc.ServicerContext) -> grpc.StatusCode:
+    """The status of a call whose handler raised: a caller that went away (its deadline passed,
+    or it cancelled) makes reading its stream raise, which is not the server's UNKNOWN."""
+    if context.is_active():
+        return grpc.StatusCode.UNKNOWN
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED
+
+
 class CallMetricsInterceptor(grpc.ServerInterceptor):
     """Outermost interceptor: sees every call, refused ones (UNAUTHENTICATED) included."""
 
@@ -58,7 +69,7 @@ class CallMetricsInterceptor(grpc.ServerInterceptor):
             try:
                 return behaviour(request, context)
             except Exception:
-                code = grpc.StatusCode.UNKNOWN
+                code = _failure(context)
                 raise
             finally:
                 self._recorder.grpc_call(
@@ -77,7 +88,7 @@ class CallMetricsInterceptor(grpc.ServerInterceptor):
                 code = grpc.StatusCode.CANCELLED
                 raise
             except Exception:
-                code = grpc.StatusCode.UNKNOWN
+                code = _failure(context)
                 raise
             finally:
                 self._recorder.grpc_call(

@@ -123,6 +123,10 @@ def _guard_stream(behaviour: Callable[..., Any], call: _Call) -> Callable[..., A
             except ClasssyncError as error:
                 log.warning("call_failed", error=str(error), status=error.grpc_status)
                 context.abort(_status(error), str(error))
+            except Exception:
+                if not context.is_active():  # the caller left (deadline, cancel) mid-stream
+                    log.info("call_finished", cancelled=True)
+                raise
             log.info("call_finished", cancelled=not context.is_active())
 
     return stream

@@ -72,6 +72,9 @@ def build_server(
         # instead of queueing them silently.
         maximum_concurrent_rpcs=max_workers,
         options=[
+            # gRPC's default SO_REUSEPORT would let a second server bind this address too and
+            # take half of the calls silently; a port in use must refuse to start instead.
+            ("grpc.so_reuseport", 0),
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max(max_message_bytes, 64 * 1024 * 1024)),
         ],

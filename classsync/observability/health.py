@@ -94,15 +94,26 @@ class HealthReport:
 def check(
     probes: HealthProbes, realm_id: str, previous: HealthReport | None = None
 ) -> HealthReport:
-    """Run every check once. While the database is unreachable the realm state is not known
-    afresh, so the previous one is kept (a database outage says nothing about QBO)."""
+    """Run every check once. While the database is unreachable or not migrated the realm state is
+    not known afresh, so the previous one is kept (a database outage says nothing about QBO)."""
     now = time.time()
+    kept = previous or HealthReport(realm_id=realm_id, database_reachable=False)
     try:
         probes.ping()
         revision = probes.schema_revision()
+        if revision != probes.schema_head:
+            # Reachable but not migrated (to head): the realm's table may not exist yet, so the
+            # realm state is not read and the one known before is kept.
+            return replace(
+                kept,
+                database_reachable=True,
+                database_error=None,
+                schema_revision=revision,
+                schema_head=probes.schema_head,
+                checked_at=now,
+            )
         connected, message = probes.realm_connected()
     except Exception as error:
-        kept = previous or HealthReport(realm_id=realm_id, database_reachable=False)
         return replace(
             kept,
             database_reachable=False,

@@ -229,6 +229,7 @@ def test_send_reaches_a_server_with_tls_and_a_token(
     refused = run_cli(env, "send", str(payload), "--address", address, "--ca-file", str(cert))
     assert refused.returncode != 0
     assert "UNAUTHENTICATED" in refused.stderr
+    assert "pass one of its GRPC_AUTH_TOKENS with --token" in refused.stderr
     assert "Traceback" not in refused.stderr
 
 

@@ -231,6 +231,23 @@ def test_health_follows_the_database_and_the_realm() -> None:
     ]
 
 
+def test_a_database_not_migrated_is_reachable_but_not_ready() -> None:
+    class NotMigrated(_Probes):
+        def schema_revision(self) -> str | None:
+            return None
+
+        def realm_connected(self) -> tuple[bool, str | None]:
+            raise LookupError("no such table: ClasssyncRealm")
+
+    report = HealthMonitor(NotMigrated(), REALM, interval=60, on_change=lambda _: None).check_now()
+    assert report.database_reachable
+    assert not report.ready
+    assert report.realm_connected is None
+    assert report.reasons() == [
+        "database schema at nothing, expected 0003: run `classsync migrate`"
+    ]
+
+
 def test_age_is_zero_without_a_backlog() -> None:
     class Empty(_Statistics):
         def oldest_pending(self) -> Mapping[str, datetime]:

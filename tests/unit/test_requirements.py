@@ -6,6 +6,8 @@ import pytest
 
 from tests.fixtures.requirements import on_ci, require_or_skip
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("value", ["true", "1", "yes", "TRUE"])
 def test_on_ci_a_missing_requirement_fails_the_test(
