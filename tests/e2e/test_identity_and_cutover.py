@@ -171,8 +171,7 @@ def test_adopted_rows_with_no_qb_id_reach_qbo(
     _insert_node_rows(empty_database_url, [("Late", "Late", None), ("Late Synced", None, "4343")])
     monkeypatch.setenv("DATABASE_URL", empty_database_url)
     monkeypatch.setenv("QBO_REALM_ID", "placeholder")
-    # No CDC poll: its QBO calls would log into the captured `classsync status` output.
-    svc: Service = service_factory(db_url=empty_database_url, qbo_cdc_interval_seconds=0)
+    svc: Service = service_factory(db_url=empty_database_url)
     monkeypatch.setenv("QBO_REALM_ID", svc.realm_id)
     report = _status(monkeypatch, capsys, svc)
     assert report["unsynced_without_job"] == 4

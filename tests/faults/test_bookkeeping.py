@@ -44,14 +44,8 @@ def test_a_call_longer_than_the_lease_is_not_redone_by_a_sibling_worker(
     # reclaims the job mid-call as "outcome unknown" and looks it up / writes it a second time.
     box = sandbox_factory(latency_ms=2500)
     realm = box.admin.create_realm()
-    # No CDC poll: every QBO request counted below is the sync engine's.
     svc = service_factory(
-        sandbox_=box,
-        realm_=realm,
-        sync_lease_seconds=1.0,
-        sync_workers=3,
-        qbo_timeout_seconds=10,
-        qbo_cdc_interval_seconds=0,
+        sandbox_=box, realm_=realm, sync_lease_seconds=1.0, sync_workers=3, qbo_timeout_seconds=10
     )
     classes = class_tree("lease", 6, fanout=1)  # six top-level Classes: one batch
     stream(svc.app.port, chunked(classes, 6))
