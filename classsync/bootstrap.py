@@ -26,19 +26,23 @@ from classsync.store.class_reads import SqlAlchemyClassReader
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.migrate import upgrade
 from classsync.store.monitoring import StoreMonitor
+from classsync.store.remote_changes import SqlAlchemyRemoteUnitOfWork
 from classsync.store.replicas import ReplicaRegistry
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
 from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
 from classsync.sync.clock import SystemClock
+from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.metered import MeteredGateway, metered_uow_factory
 from classsync.sync.ports import JobStatus, QboGateway, SyncMetrics, UnitOfWork
 from classsync.sync.reads import ClassReadService
+from classsync.sync.remote_changes import RemoteChangeApplier
 from classsync.sync.replicas import ReplicaHeartbeat
 from classsync.sync.retry_policy import RetryPolicy
 from classsync.sync.service import IngestService
 from classsync.sync.settled import SettledBoard
+from classsync.two_way import TwoWay, build_applier, build_two_way
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +70,10 @@ class Storage:
     def uow(self) -> SqlAlchemyUnitOfWork:
         """A new unit of work."""
         return SqlAlchemyUnitOfWork(self.session_factory)
+
+    def remote_uow(self) -> SqlAlchemyRemoteUnitOfWork:
+        """A new unit of work over remote changes and the webhook inbox."""
+        return SqlAlchemyRemoteUnitOfWork(self.session_factory)
 
 
 def build_storage(settings: Settings, *, migrate: bool = True) -> Storage:
@@ -107,6 +115,7 @@ class App:
     ingest: IngestService
     server: BuiltServer
     heartbeat: ReplicaHeartbeat
+    two_way: TwoWay | None = None
     observability: Observability | None = None
 
     @property
@@ -121,6 +130,8 @@ class App:
         if self.settings.sync_enabled:
             self.heartbeat.start()
             self.engine.start()
+        if self.two_way is not None:
+            self.two_way.start(syncing=self.settings.sync_enabled)
         self.server.server.start()
         log.info("server_started", address=self.settings.grpc_address, port=self.port)
 
@@ -131,6 +142,8 @@ class App:
             self.observability.stop()  # first, so no health check flips the drain back
         self.server.set_serving(False)
         stopped = self.server.server.stop(grace)
+        if self.two_way is not None:
+            self.two_way.stop(timeout=grace)
         self.engine.stop(timeout=grace)
         if self.settings.sync_enabled:
             self.heartbeat.stop()
@@ -139,15 +152,9 @@ class App:
         log.info("server_stopped")
 
 
-def build_engine(
-    settings: Settings,
-    storage: Storage,
-    limiter: RateLimiter,
-    uow_factory: Callable[[], UnitOfWork] | None = None,
-    metrics: SyncMetrics | None = None,
-) -> SyncEngine:
-    """The sync engine, its QBO gateway (timed when ``metrics``) and its retry policy."""
-    gateway: QboGateway = QuickbooksGateway(
+def build_gateway(settings: Settings, storage: Storage) -> QuickbooksGateway:
+    """The QBO adapter (shared by the sync engine and the two-way paths)."""
+    return QuickbooksGateway(
         build_token_manager(settings, storage),
         api_base_url=settings.api_base_url,
         environment=settings.intuit_environment,
@@ -155,8 +162,26 @@ def build_engine(
         minor_version=settings.qbo_minor_version,
         timeout_s=settings.qbo_timeout_seconds,
     )
+
+
+def build_engine(
+    settings: Settings,
+    storage: Storage,
+    limiter: RateLimiter,
+    uow_factory: Callable[[], UnitOfWork] | None = None,
+    metrics: SyncMetrics | None = None,
+    *,
+    gateway: QuickbooksGateway | None = None,
+    applier: RemoteChangeApplier | None = None,
+) -> SyncEngine:
+    """The sync engine, its QBO gateway (timed when ``metrics``) and its retry policy.
+
+    With ``applier``, a change made in QBO found where the engine writes is merged into the row
+    under the conflict rule first (docs/architecture.md, "Changes made in QBO").
+    """
+    qbo: QboGateway = gateway or build_gateway(settings, storage)
     if metrics is not None:
-        gateway = MeteredGateway(gateway, metrics)
+        qbo = MeteredGateway(qbo, metrics)
     policy = RetryPolicy(
         base_seconds=settings.sync_backoff_base_seconds,
         max_seconds=settings.sync_backoff_max_seconds,
@@ -166,7 +191,7 @@ def build_engine(
     )
     return SyncEngine(
         uow_factory or storage.uow,
-        gateway,
+        qbo,
         limiter,
         policy,
         SettledBoard(),
@@ -174,6 +199,10 @@ def build_engine(
         lease_seconds=settings.sync_lease_seconds,
         poll_seconds=settings.sync_poll_seconds,
         batch_size=settings.qbo_batch_size if settings.qbo_use_batch else 1,
+        remote_changed=None
+        if applier is None
+        else (lambda realm, qbo: applier.apply(realm, [qbo])),
+        conflicts=None if applier is None else applier.conflicts,
     )
 
 
@@ -189,7 +218,12 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
     uow_factory: Callable[[], UnitOfWork] = storage.uow
     if metrics is not None:
         uow_factory = metered_uow_factory(storage.uow, metrics)
-    engine = build_engine(settings, storage, limiter, uow_factory, metrics)
+    gateway = build_gateway(settings, storage)
+    conflicts = ConflictCounter(forward_to=metrics)
+    applier = build_applier(storage.remote_uow, conflicts)
+    engine = build_engine(
+        settings, storage, limiter, uow_factory, metrics, gateway=gateway, applier=applier
+    )
     ingest = IngestService(
         uow_factory,
         engine.board,
@@ -197,6 +231,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         realm_id=settings.qbo_realm_id,
         max_classes_per_request=settings.max_classes_per_request,
         realms=storage.token_store,
+        conflicts=conflicts,
     )
     reads = ClassReadService(SqlAlchemyClassReader(storage.session_factory), engine.board)
     servicer = ClassServiceServicer(
@@ -222,8 +257,9 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         interval=_HEARTBEAT_INTERVAL_S,
         clock=SystemClock().now,
     )
+    two_way = build_two_way(settings, storage.remote_uow, gateway, limiter, applier, conflicts)
     observability = build_observability(settings, storage, server, metrics)
-    return App(settings, storage, engine, ingest, server, heartbeat, observability)
+    return App(settings, storage, engine, ingest, server, heartbeat, two_way, observability)
 
 
 def store_monitor(settings: Settings, storage: Storage) -> StoreMonitor:
@@ -259,6 +295,12 @@ def status_report(settings: Settings, storage: Storage) -> tuple[dict[str, Any],
 
         # Every realm: connection, last refresh, backlog and jobs (never a token).
         report["realms"] = realm_list(settings, storage)
+        with storage.remote_uow() as remote:
+            mark = remote.changes.cdc_mark(settings.qbo_realm_id)
+            report["changes_from_qbo"] = {
+                "cdc_changed_since": None if mark is None else mark.isoformat(),
+                "webhook_events_waiting": remote.inbox.waiting(),
+            }
     return report, health.ready
 
 

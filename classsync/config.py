@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from classsync.qbo.endpoints import intuit_environment, resolve_api_base_url
@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     sync_throttle_seconds: float = Field(default=60.0, gt=0, alias="SYNC_THROTTLE_SECONDS")
     sync_stale_retries: int = Field(default=3, ge=0, alias="SYNC_STALE_RETRIES")
 
+    # --- changes made in QBO (two-way) ----------------------------------------------------------
+    # CDC poll per realm every N seconds (0 = off); the first poll runs at start (catch-up).
+    qbo_cdc_interval_seconds: float = Field(default=300.0, ge=0, alias="QBO_CDC_INTERVAL_SECONDS")
+    # host:port of the webhook listener (path /webhooks/qbo); None = no listener.
+    webhook_address: str | None = Field(default=None, alias="WEBHOOK_ADDRESS")
+    # The Intuit app's webhook verifier token (signs every delivery); never logged.
+    qbo_webhook_verifier_token: SecretStr | None = Field(
+        default=None, alias="QBO_WEBHOOK_VERIFIER_TOKEN"
+    )
+
     # --- security and operations ---------------------------------------------------------------
     grpc_tls_cert_file: str | None = Field(default=None, alias="GRPC_TLS_CERT_FILE")
     grpc_tls_key_file: str | None = Field(default=None, alias="GRPC_TLS_KEY_FILE")
@@ -101,6 +111,7 @@ class Settings(BaseSettings):
         "qbo_refresh_token",
         "grpc_auth_tokens",
         "token_encryption_key",
+        "qbo_webhook_verifier_token",
         "sandbox_autostart",
         mode="before",
     )
@@ -108,10 +119,32 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("qbo_api_base_url", "grpc_tls_cert_file", "grpc_tls_key_file", mode="before")
+    @field_validator(
+        "qbo_api_base_url",
+        "grpc_tls_cert_file",
+        "grpc_tls_key_file",
+        "webhook_address",
+        mode="before",
+    )
     @classmethod
     def _empty_str_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _webhooks_need_the_verifier_token(self) -> Settings:
+        if self.webhook_address is None:
+            return self
+        _, _, port = self.webhook_address.rpartition(":")
+        if not port.isdigit():
+            msg = f"WEBHOOK_ADDRESS={self.webhook_address} needs host:port (e.g. 0.0.0.0:8080)"
+            raise ValueError(msg)
+        if self.qbo_webhook_verifier_token is None:
+            msg = (
+                "WEBHOOK_ADDRESS is set but QBO_WEBHOOK_VERIFIER_TOKEN is empty: "
+                "every delivery would be refused"
+            )
+            raise ValueError(msg)
+        return self
 
     # --- derived values ------------------------------------------------------------------------
     @property

@@ -46,7 +46,23 @@ from classsync.domain.errors import (
     Unauthenticated,
     WatchExpired,
 )
-from classsync.domain.identity import KnownRows, Placeholder, UpsertPlan, lookup_keys, plan_upsert
+from classsync.domain.identity import (
+    KnownRows,
+    Placeholder,
+    StoredRow,
+    UpsertPlan,
+    lookup_keys,
+    plan_upsert,
+)
+from classsync.domain.remote import (
+    ChangePage,
+    LocalClass,
+    RemoteApply,
+    RemoteClass,
+    SideValues,
+    WebhookNotice,
+    qbo_path,
+)
 from classsync.domain.validation import validate
 
 __all__ = [
@@ -55,6 +71,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_QB_ID_LENGTH",
     "QBO_SEPARATOR",
+    "ChangePage",
     "ClassInput",
     "ClassOutcome",
     "ClassWrite",
@@ -62,6 +79,7 @@ __all__ = [
     "ErrorCode",
     "InvalidArgument",
     "KnownRows",
+    "LocalClass",
     "Placeholder",
     "QboAdapterCrashed",
     "QboAuthExpired",
@@ -80,16 +98,22 @@ __all__ = [
     "RealmNotConnected",
     "RealmTokens",
     "Rejection",
+    "RemoteApply",
+    "RemoteClass",
     "RequestTooLarge",
+    "SideValues",
+    "StoredRow",
     "SyncStatus",
     "Unauthenticated",
     "UpsertPlan",
     "ValidClass",
     "WatchExpired",
+    "WebhookNotice",
     "identity_key",
     "join_path",
     "lookup_keys",
     "plan_upsert",
+    "qbo_path",
     "split_full_name",
     "validate",
 ]

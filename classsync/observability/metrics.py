@@ -160,6 +160,13 @@ class Metrics:
             ["realm"],
             registry=registry,
         )
+        self._conflicts = Counter(
+            "classsync_conflicts",
+            "Fields a caller and QBO both changed (winner qbo), or a caller took back from a "
+            "change made in QBO (winner caller).",
+            ["realm", "winner", "field"],
+            registry=registry,
+        )
         self._calls = Counter(
             "classsync_grpc_calls",
             "gRPC calls handled, by method and status code.",
@@ -208,6 +215,11 @@ class Metrics:
     def throttled(self, realm_id: str) -> None:
         """See classsync.sync.ports.SyncMetrics."""
         self._throttled.labels(realm_id).inc()
+
+    # --- ConflictRecorder ----------------------------------------------------------------------
+    def conflict_decided(self, realm_id: str, winner: str, field: str) -> None:
+        """See classsync.sync.remote_ports.ConflictRecorder."""
+        self._conflicts.labels(realm_id, winner, field).inc()
 
     # --- CallRecorder --------------------------------------------------------------------------
     def grpc_call(self, method: str, code: str, seconds: float) -> None:

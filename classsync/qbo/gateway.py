@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import structlog
 from quickbooks import QuickBooks
 from quickbooks.objects.trackingclass import Class
 
-from classsync.domain import ClassWrite, QboAuthExpired, QboClass, QboError
+from classsync.domain import ChangePage, ClassWrite, QboAuthExpired, QboClass, QboError
 from classsync.qbo.endpoints import (
     allow_plain_http_if_loopback,
     require_https_unless_loopback,
@@ -21,11 +22,15 @@ from classsync.qbo.http_session import LastResponse, TimeoutAdapter, quiet_token
 from classsync.qbo.sdk_clients import QuickbooksClients
 from classsync.qbo.sdk_mapping import (
     MAX_BATCH_ITEMS,
+    all_classes_query,
     batch_request_body,
     batch_request_id,
     batch_results,
+    cdc_page,
     class_for,
     find_by_name_queries,
+    qbo_time,
+    query_page,
     save_class,
     to_qbo_class,
 )
@@ -153,6 +158,22 @@ class QuickbooksGateway:
 
         answer = self._call(realm_id, "batch", send, sent=True)
         return batch_results(answer, len(writes))
+
+    # -- QboChangeFeed ------------------------------------------------------------------------
+
+    def list_changed(self, realm_id: str, changed_since: datetime) -> ChangePage:
+        """CDC for Class since ``changed_since`` (naive UTC); docs/qbo.md, "CDC and webhooks"."""
+        since = qbo_time(changed_since)
+        answer = self._call(
+            realm_id, "cdc", lambda qb: qb.change_data_capture("Class", since), sent=False
+        )
+        return cdc_page(answer)
+
+    def query_page(self, realm_id: str, start_position: int, max_results: int) -> ChangePage:
+        """One page of every Class, active and inactive, in Id order."""
+        select = all_classes_query(start_position, max_results)
+        answer = self._call(realm_id, "query", lambda qb: qb.query(select), sent=False)
+        return query_page(answer)
 
     # -- one SDK call -------------------------------------------------------------------------
 

@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from quickbooks import QuickBooks
 from quickbooks.objects.base import Ref
 from quickbooks.objects.trackingclass import Class
 
-from classsync.domain import ClassWrite, QboClass, QboError, QboOutcomeUnknown
+from classsync.domain import (
+    ChangePage,
+    ClassWrite,
+    QboClass,
+    QboError,
+    QboOutcomeUnknown,
+    RemoteClass,
+)
 from classsync.qbo.errors import from_fault
 
 # Recommended maximum items per batch request (docs/qbo.md, "Batch").
@@ -157,14 +165,86 @@ def batch_results(answer: Mapping[str, Any], count: int) -> list[QboClass | QboE
     return [_batch_item_result(by_bid.get(str(index))) for index in range(count)]
 
 
+def qbo_time(value: datetime) -> str:
+    """A time for ``changedSince``, with an explicit UTC offset (never read as QBO's local time)."""
+    return value.replace(tzinfo=UTC, microsecond=0).isoformat()
+
+
+def parse_qbo_time(text: object) -> datetime | None:
+    """A QBO timestamp (``time``, ``MetaData.LastUpdatedTime``) as naive UTC; None if unreadable.
+
+    A value without an offset is taken as UTC.
+    """
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        # A number is read as epoch milliseconds (the form some QBO answers use for ``time``).
+        return datetime.fromtimestamp(text / 1000, tz=UTC).replace(tzinfo=None)
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def remote_class(data: Mapping[str, Any]) -> RemoteClass:
+    """One Class of a CDC or query answer, with its LastUpdatedTime."""
+    meta = data.get("MetaData") or {}
+    last_updated = parse_qbo_time(meta.get("LastUpdatedTime")) if isinstance(meta, dict) else None
+    return RemoteClass(qbo=to_qbo_class(Class.from_json(dict(data))), last_updated=last_updated)
+
+
+def _answered_at(answer: Mapping[str, Any]) -> datetime:
+    # QBO stamps every answer with its own clock; our clock only stands in if it did not.
+    return parse_qbo_time(answer.get("time")) or datetime.now(UTC).replace(tzinfo=None)
+
+
+def cdc_page(answer: Mapping[str, Any]) -> ChangePage:
+    """The Classes of a CDC answer (``CDCResponse[0].QueryResponse[*].Class``) and its time."""
+    classes: list[RemoteClass] = []
+    for cdc in answer.get("CDCResponse") or []:
+        for entry in (cdc or {}).get("QueryResponse") or []:
+            classes += [
+                remote_class(item)
+                for item in (entry or {}).get("Class") or []
+                # A Class cannot be deleted, only deactivated; a "Deleted" entry (documented for
+                # other entities) carries no fields to apply (docs/qbo.md, "CDC and webhooks").
+                if isinstance(item, dict) and item.get("status") != "Deleted"
+            ]
+    return ChangePage(classes=classes, answered_at=_answered_at(answer))
+
+
+def query_page(answer: Mapping[str, Any]) -> ChangePage:
+    """The Classes of a query answer (``QueryResponse.Class``) and its time."""
+    items = (answer.get("QueryResponse") or {}).get("Class") or []
+    return ChangePage(classes=[remote_class(i) for i in items], answered_at=_answered_at(answer))
+
+
+def all_classes_query(start_position: int, max_results: int) -> str:
+    """Every Class, active and inactive (a plain query answers active ones only), in Id order."""
+    # Only integers are interpolated; QBO queries have no bind parameters.
+    return (
+        "select * from Class where Active IN (true, false) ORDERBY Id "  # noqa: S608
+        f"STARTPOSITION {int(start_position)} MAXRESULTS {int(max_results)}"
+    )
+
+
 __all__ = [
     "MAX_BATCH_ITEMS",
+    "all_classes_query",
     "batch_request_body",
     "batch_request_id",
     "batch_results",
+    "cdc_page",
     "class_for",
     "escape_query_value",
     "find_by_name_queries",
+    "parse_qbo_time",
+    "qbo_time",
+    "query_page",
+    "remote_class",
     "save_class",
     "to_qbo_class",
 ]

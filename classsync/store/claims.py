@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Row
 
-from classsync.domain import identity_key, join_path, split_full_name
+from classsync.domain import SideValues, identity_key, join_path, split_full_name
 from classsync.store import statements as sql
 from classsync.sync.ports import ClaimedJob, ClassSnapshot, JobStatus
 
@@ -83,6 +83,9 @@ def _snapshot(row: Row[Any]) -> ClassSnapshot:
         is_sparse=row.isSparse,
         version_token=row.versionToken,
         full_name=join_path(path),
+        base=None
+        if row.qboName is None or row.qboActive is None
+        else SideValues(row.qboName, row.qboParentId, row.qboActive),
     )
 
 

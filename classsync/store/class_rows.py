@@ -13,6 +13,7 @@ from classsync.domain import (
     KnownRows,
     Placeholder,
     Rejection,
+    StoredRow,
     ValidClass,
     lookup_keys,
     plan_upsert,
@@ -21,7 +22,7 @@ from classsync.store.bulk_insert import insert_rows
 from classsync.store.job_queue import JobQueue
 from classsync.store.models import QBClass, SyncJob
 from classsync.store.statements import CLASS, UPDATE_CLASS, in_chunks
-from classsync.sync.ports import AdoptionCandidate, StoredClass
+from classsync.sync.ports import AdoptionCandidate, JobStatus, StoredClass
 
 
 class ClassRepository:
@@ -37,7 +38,8 @@ class ClassRepository:
 
         Results are in input order. The caller owns the transaction (one per ClassRequest).
         """
-        plan = plan_upsert(items, self._load(realm_id, *lookup_keys(items)))
+        known, generations_now = self._load(realm_id, *lookup_keys(items))
+        plan = plan_upsert(items, known)
         insert_rows(
             self._session,
             CLASS,
@@ -46,13 +48,24 @@ class ClassRepository:
         if plan.updates:
             self._session.connection().execute(
                 UPDATE_CLASS,
-                [_update_values(row_id, row, now) for row_id, row in plan.updates.items()],
+                [
+                    _update_values(row_id, row, plan.sent.get(row_id, row), now)
+                    for row_id, row in plan.updates.items()
+                ],
             )
         generations = JobQueue(self._session).enqueue(
             plan.queue, plan.placeholders, realm_id=realm_id, now=now, fresh=plan.inserts.keys()
         )
+        # An identical resend of a synced Class keeps its job's generation (already SYNCED).
+        generations.update({r: generations_now[r] for r in plan.unchanged})
         return [
-            r if isinstance(r, Rejection) else StoredClass(class_id=r, generation=generations[r])
+            r
+            if isinstance(r, Rejection)
+            else StoredClass(
+                class_id=r,
+                generation=generations[r],
+                overwrites_qbo_edit=plan.overwrites.get(r, ()),
+            )
             for r in plan.results
         ]
 
@@ -102,31 +115,58 @@ class ClassRepository:
         )
         return int(self._session.scalar(query) or 0)
 
-    def _load(self, realm_id: str, keys: Sequence[str], qb_ids: Sequence[str]) -> KnownRows:
-        """The realm's stored rows holding any of ``keys`` (full names) or ``qb_ids``.
-
-        Identity is per realm: a QBO Id or a full name names a Class only inside one company.
-        """
+    def _load(
+        self, realm_id: str, keys: Sequence[str], qb_ids: Sequence[str]
+    ) -> tuple[KnownRows, dict[str, int]]:
+        """The realm's stored rows holding any of ``keys`` (full names) or ``qb_ids``, and their
+        jobs' generations. Identity is per realm: a QBO Id or a full name names a Class only
+        inside one company."""
         by_key: dict[str, str] = {}
         by_qb_id: dict[str, str] = {}
-        columns = (QBClass.id, QBClass.qb_id, QBClass.full_name_key)
-        for chunk in in_chunks(keys):
-            for row_id, qb_id, key in self._session.execute(
-                select(*columns).where(
-                    QBClass.realm_id == realm_id, QBClass.full_name_key.in_(chunk)
+        stored: dict[str, StoredRow] = {}
+        generations: dict[str, int] = {}
+        # A row renamed or moved in QBO is found under the name the caller last sent too; a row
+        # holding that name now comes first (setdefault, full names before caller keys).
+        lookups = (
+            (QBClass.full_name_key, keys),
+            (QBClass.caller_key, keys),
+            (QBClass.qb_id, qb_ids),
+        )
+        for column, values in lookups:
+            for chunk in in_chunks(values):
+                query = (
+                    select(QBClass, SyncJob.status, SyncJob.generation)
+                    .outerjoin(SyncJob, SyncJob.class_id == QBClass.id)
+                    .where(QBClass.realm_id == realm_id, column.in_(chunk))
                 )
-            ):
-                by_key[key] = row_id
-                if qb_id:
-                    by_qb_id[qb_id] = row_id
-        for chunk in in_chunks(qb_ids):
-            for row_id, qb_id, key in self._session.execute(
-                select(*columns).where(QBClass.realm_id == realm_id, QBClass.qb_id.in_(chunk))
-            ):
-                by_qb_id[qb_id] = row_id
-                if key:
-                    by_key.setdefault(key, row_id)
-        return KnownRows(by_key=by_key, by_qb_id=by_qb_id)
+                for row, status, generation in self._session.execute(query).tuples():
+                    if row.full_name_key:
+                        by_key.setdefault(row.full_name_key, row.id)
+                    if column is QBClass.caller_key and row.caller_key:
+                        by_key.setdefault(row.caller_key, row.id)
+                    if row.qb_id:
+                        by_qb_id[row.qb_id] = row.id
+                    stored[row.id] = _stored_row(row, status)
+                    if generation is not None:
+                        generations[row.id] = generation
+        return KnownRows(by_key=by_key, by_qb_id=by_qb_id, stored=stored), generations
+
+
+def _stored_row(row: QBClass, job_status: str | None) -> StoredRow:
+    return StoredRow(
+        name=row.name,
+        full_name=row.full_name,
+        key=row.full_name_key or row.name,
+        is_sub_class=row.is_sub_class,
+        is_active=row.is_active,
+        domain_source=row.domain_source,
+        is_sparse=row.is_sparse,
+        synced=job_status == JobStatus.SYNCED.value and row.qb_id is not None,
+        edited_in_qbo=row.qbo_edited_at is not None,
+        sent_key=row.caller_key,
+        sent_full_name=row.caller_full_name,
+        sent_active=row.caller_active,
+    )
 
 
 def _candidate(row: QBClass, has_job: bool) -> AdoptionCandidate:
@@ -167,12 +207,21 @@ def _insert_values(
         "isSparse": row.is_sparse,
         "createdAt": now,
         "updatedAt": now,
+        # What the caller sent (a placeholder: the path its child named).
+        "callerKey": row.key,
+        "callerFullName": row.full_name,
+        "callerActive": row.is_active,
     }
 
 
-def _update_values(row_id: str, row: ValidClass, now: datetime) -> dict[str, object]:
-    # Parameters of UPDATE_CLASS.
+def _update_values(
+    row_id: str, row: ValidClass, sent: ValidClass, now: datetime
+) -> dict[str, object]:
+    # Parameters of UPDATE_CLASS: the row's new values, and what the caller sent.
     return {
+        "b_caller_key": sent.key,
+        "b_caller_full_name": sent.full_name,
+        "b_caller_active": sent.is_active,
         "b_id": row_id,
         "b_now": now,
         "b_name": row.name,

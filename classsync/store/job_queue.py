@@ -172,6 +172,9 @@ class JobQueue:
             "job_generation": claimed.generation,
             "qb_id": qbo.id,
             "token": token,
+            "qbo_name": qbo.name,
+            "qbo_parent_id": qbo.parent_id or None,
+            "qbo_active": qbo.active,
             "now": now,
         }
         connection.execute(sql.LINK, params)
@@ -197,6 +200,9 @@ class JobQueue:
         if row is not None:
             row.qb_id = qbo.id
             row.version_token = _sync_token_int(qbo.sync_token)
+            row.qbo_name = qbo.name
+            row.qbo_parent_id = qbo.parent_id or None
+            row.qbo_active = qbo.active
             row.updated_at = now
 
     def qb_id_holder(self, qb_id: str, *, other_than: str) -> LinkedClass | None:

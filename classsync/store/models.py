@@ -89,6 +89,7 @@ class QBClass(Base):
         # Id and a full name are unique only inside one company (realm).
         Index("QBClass_realmId_qbId_key", "realmId", "qbId", unique=True),
         Index("QBClass_realmId_fullNameKey_key", "realmId", "fullNameKey", unique=True),
+        Index("QBClass_callerKey_idx", "callerKey"),
     )
 
     id: Mapped[str] = mapped_column("id", _uuid(), primary_key=True, default=new_id)
@@ -124,6 +125,20 @@ class QBClass(Base):
     )
     # Ours: the QBO company (realm) the Class belongs to.
     realm_id: Mapped[str] = mapped_column("realmId", _text(191))
+    # What QBO held after our last write or the last change read from QBO: the base the conflict
+    # rule compares the caller's and QBO's values with (docs/architecture.md).
+    qbo_name: Mapped[str | None] = mapped_column("qboName", Text())
+    qbo_parent_id: Mapped[str | None] = mapped_column("qboParentId", Text())
+    qbo_active: Mapped[bool | None] = mapped_column("qboActive", Boolean())
+    # When a change made in QBO itself was last applied here; our next write to QBO clears it.
+    qbo_edited_at: Mapped[datetime | None] = mapped_column("qboEditedAt", _timestamp())
+    # What the caller last sent for this row (its full-name key, full name and active flag): a
+    # caller repeating itself after a change made in QBO is found by it and changes nothing.
+    caller_key: Mapped[str | None] = mapped_column(
+        "callerKey", Text().with_variant(String(512, collation="utf8mb4_bin"), *_MYSQL)
+    )
+    caller_full_name: Mapped[str | None] = mapped_column("callerFullName", Text())
+    caller_active: Mapped[bool | None] = mapped_column("callerActive", Boolean())
 
 
 class SyncJob(Base):
@@ -174,6 +189,42 @@ class SyncJob(Base):
     )
 
 
+class WebhookEvent(Base):
+    """The webhook inbox: one row per QBO event id, stored before the endpoint answers."""
+
+    __tablename__ = "ClasssyncWebhookEvent"
+    __table_args__ = (
+        Index("ClasssyncWebhookEvent_processedAt_receivedAt_idx", "processedAt", "receivedAt"),
+    )
+
+    event_id: Mapped[str] = mapped_column("eventId", _text(191), primary_key=True)
+    realm_id: Mapped[str] = mapped_column("realmId", Text())
+    entity_name: Mapped[str] = mapped_column("entityName", Text())
+    entity_id: Mapped[str] = mapped_column("entityId", Text())
+    operation: Mapped[str] = mapped_column("operation", Text())
+    occurred_at: Mapped[datetime | None] = mapped_column("occurredAt", _timestamp())
+    received_at: Mapped[datetime] = mapped_column(
+        "receivedAt", _timestamp(), default=utcnow, server_default=_CURRENT_TIMESTAMP
+    )
+    processed_at: Mapped[datetime | None] = mapped_column("processedAt", _timestamp())
+    attempts: Mapped[int] = mapped_column(
+        "attempts", Integer(), default=0, server_default=text("0")
+    )
+    last_error: Mapped[str | None] = mapped_column("lastError", Text())
+
+
+class CdcMark(Base):
+    """Per realm, the ``changedSince`` of the next CDC poll (QBO's time of the last answer)."""
+
+    __tablename__ = "ClasssyncCdcMark"
+
+    realm_id: Mapped[str] = mapped_column("realmId", _text(191), primary_key=True)
+    changed_since: Mapped[datetime] = mapped_column("changedSince", _timestamp())
+    updated_at: Mapped[datetime] = mapped_column(
+        "updatedAt", _timestamp(), default=utcnow, onupdate=utcnow
+    )
+
+
 class QboRealm(Base):
     """OAuth state of one QBO company (realm); token columns may hold Fernet ciphertext."""
 
@@ -219,10 +270,12 @@ class Replica(Base):
 __all__ = [
     "NAMING_CONVENTION",
     "Base",
+    "CdcMark",
     "QBClass",
     "QboRealm",
     "Replica",
     "SyncJob",
+    "WebhookEvent",
     "new_id",
     "utcnow",
 ]

@@ -43,11 +43,15 @@ UPDATE_CLASS = (
             CLASS.c.isActive: bindparam("b_is_active"),
             CLASS.c.domainSource: bindparam("b_domain_source"),
             CLASS.c.isSparse: bindparam("b_is_sparse"),
+            CLASS.c.callerKey: bindparam("b_caller_key"),
+            CLASS.c.callerFullName: bindparam("b_caller_full_name"),
+            CLASS.c.callerActive: bindparam("b_caller_active"),
             CLASS.c.updatedAt: bindparam("b_now"),
         }
     )
 )
-# Store QBO's Id and SyncToken on a row.
+# Store QBO's Id and SyncToken on a row, and what QBO now holds (the conflict rule's base); our
+# write supersedes any change made in QBO before it.
 LINK = (
     update(CLASS)
     .where(CLASS.c.id == bindparam("class_id"))
@@ -55,6 +59,10 @@ LINK = (
         {
             CLASS.c.qbId: bindparam("qb_id"),
             CLASS.c.versionToken: bindparam("token"),
+            CLASS.c.qboName: bindparam("qbo_name"),
+            CLASS.c.qboParentId: bindparam("qbo_parent_id"),
+            CLASS.c.qboActive: bindparam("qbo_active"),
+            CLASS.c.qboEditedAt: None,
             CLASS.c.updatedAt: bindparam("now"),
         }
     )
@@ -142,6 +150,9 @@ SNAPSHOT_ROWS = select(
     CLASS.c.isActive,
     CLASS.c.isSparse,
     CLASS.c.versionToken,
+    CLASS.c.qboName,
+    CLASS.c.qboParentId,
+    CLASS.c.qboActive,
 ).where(CLASS.c.id.in_(bindparam("ids", expanding=True)))
 # Parents are looked up by full name inside the children's realm (identity is per realm).
 PARENT_STATES = (

@@ -15,7 +15,7 @@ from classsync.domain import (
     QboError,
     QboStaleSyncToken,
 )
-from classsync.sync.job_sync import JobSync, ParentNotReady, write_for
+from classsync.sync.job_sync import JobSync, ParentNotReady, unchanged_since_sync, write_for
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.outcomes import Outcomes
 from classsync.sync.ports import ClaimedJob, QboGateway
@@ -105,6 +105,10 @@ class BatchSync:
                 self._job_sync.process(job, lease_owner)  # looks the Class up by name first
                 continue
             write = write_for(job, parent_id)
+            unchanged = unchanged_since_sync(job, write)
+            if unchanged is not None:
+                self._outcomes.synced(job, lease_owner, unchanged)
+                continue
             snap = job.snapshot
             if snap.qb_id is not None:
                 write = replace(write, qbo_id=snap.qb_id, sync_token=str(snap.version_token))

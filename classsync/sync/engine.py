@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import structlog
 
+from classsync.domain import QboClass
 from classsync.sync.batch_sync import BatchSync
 from classsync.sync.clock import SystemClock
 from classsync.sync.job_sync import JobSync
@@ -17,6 +18,7 @@ from classsync.sync.limiter import RateLimiter
 from classsync.sync.outcomes import Outcomes
 from classsync.sync.ports import ClaimedJob, Clock, QboGateway, UnitOfWork
 from classsync.sync.realm_rotation import RealmRotation
+from classsync.sync.remote_ports import ConflictRecorder
 from classsync.sync.retry_policy import RetryPolicy
 from classsync.sync.settled import SettledBoard
 
@@ -78,6 +80,8 @@ class SyncEngine:
         poll_seconds: float = 1.0,
         batch_size: int = 1,
         clock: Clock | None = None,
+        remote_changed: Callable[[str, QboClass], int] | None = None,
+        conflicts: ConflictRecorder | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._limiter = limiter
@@ -104,7 +108,16 @@ class SyncEngine:
             poll_seconds=poll_seconds,
             is_stopping=self._stopping.is_set,
         )
-        self._job_sync = JobSync(uow_factory, gateway, limiter, policy, outcomes, self._clock)
+        self._job_sync = JobSync(
+            uow_factory,
+            gateway,
+            limiter,
+            policy,
+            outcomes,
+            self._clock,
+            remote_changed=remote_changed,
+            conflicts=conflicts,
+        )
         self._batch_sync = BatchSync(
             gateway, limiter, self._job_sync, outcomes, wake=self._bell.ring, batch_size=batch_size
         )

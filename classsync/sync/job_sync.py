@@ -16,8 +16,10 @@ from classsync.domain import (
     QboDuplicateName,
     QboError,
     QboStaleSyncToken,
+    SideValues,
     SyncStatus,
 )
+from classsync.sync.conflicts import FIELDS, remote_values
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.outcomes import Outcomes
 from classsync.sync.ports import (
@@ -28,6 +30,7 @@ from classsync.sync.ports import (
     StoreConflict,
     UnitOfWork,
 )
+from classsync.sync.remote_ports import ConflictRecorder
 from classsync.sync.retry_policy import Decision, RetryPolicy
 
 log = structlog.get_logger(__name__)
@@ -53,8 +56,16 @@ class ParentNotReady(Exception):
         self.decision = decision
 
 
+class ChangedInQbo(ParentNotReady):
+    """QBO changed the Class since our last sync; its version was merged into the row first."""
+
+
 class JobSync:
-    """Brings one leased job's Class to QBO and records the outcome."""
+    """Brings one leased job's Class to QBO and records the outcome.
+
+    ``remote_changed`` applies a Class QBO changed since our last sync to the local row under the
+    conflict rule (``sync.remote_changes``); ``conflicts`` counts QBO-side edits overwritten.
+    """
 
     def __init__(
         self,
@@ -64,6 +75,9 @@ class JobSync:
         policy: RetryPolicy,
         outcomes: Outcomes,
         clock: Clock,
+        *,
+        remote_changed: Callable[[str, QboClass], int] | None = None,
+        conflicts: ConflictRecorder | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._gateway = gateway
@@ -71,6 +85,8 @@ class JobSync:
         self._policy = policy
         self._outcomes = outcomes
         self._clock = clock
+        self._remote_changed = remote_changed
+        self._conflicts = conflicts
 
     def process(self, job: ClaimedJob, lease_owner: str) -> None:
         """Sync ``job`` and record what happened; raises only if recording success/waits failed."""
@@ -111,6 +127,9 @@ class JobSync:
         snap = job.snapshot
         write = write_for(job, parent_id)
         if snap.qb_id is not None:
+            unchanged = unchanged_since_sync(job, write)
+            if unchanged is not None:
+                return unchanged
             return self._update(job, snap.qb_id, str(snap.version_token), write)
         existing = None
         if job.outcome_unknown:
@@ -155,6 +174,37 @@ class JobSync:
             sync_token = current.sync_token
             if matches(current, write):
                 return current
+            self._before_overwriting(job, current, write)
+
+    def _before_overwriting(self, job: ClaimedJob, current: QboClass, write: ClassWrite) -> None:
+        """QBO holds something else than we would write: never overwrite a QBO-side edit silently.
+
+        With the base known, fields QBO changed since our last sync are merged into the row under
+        the conflict rule and the job syncs the result; without one (a row synced before the base
+        was kept), the caller's version is written and every field it overwrites is reported.
+        """
+        base = job.snapshot.base
+        changed_in_qbo = base is not None and base != remote_values(current)
+        # Applied (0 when the row could not take it, e.g. its new name is held locally by another
+        # row): sync the merged row; otherwise fall through rather than loop.
+        if changed_in_qbo and self._remote_changed and self._remote_changed(job.realm_id, current):
+            raise ChangedInQbo(self._policy.changed_in_qbo())
+        theirs = remote_values(current)
+        ours = SideValues(write.name, write.parent_id or None, write.active)
+        for field in FIELDS:
+            qbo_value, caller_value = getattr(theirs, field), getattr(ours, field)
+            if base is not None and getattr(base, field) == qbo_value:
+                continue  # not changed in QBO: the caller's change is simply written
+            if qbo_value != caller_value:
+                log.warning(
+                    "qbo_change_overwritten",
+                    qb_id=current.id,
+                    field=field,
+                    qbo_value=qbo_value,
+                    caller_value=caller_value,
+                )
+                if self._conflicts is not None:
+                    self._conflicts.conflict_decided(job.realm_id, "caller", field)
 
     def _call(self, job: ClaimedJob, call: Callable[[], _T]) -> _T:
         with self._limiter.call(job.realm_id):
@@ -179,6 +229,28 @@ def write_for(job: ClaimedJob, parent_id: str | None) -> ClassWrite:
     snap = job.snapshot
     return ClassWrite(
         name=snap.name, active=snap.is_active, parent_id=parent_id, sparse=snap.is_sparse
+    )
+
+
+def unchanged_since_sync(job: ClaimedJob, write: ClassWrite) -> QboClass | None:
+    """The Class as QBO held it at our last sync, when the write would change nothing of it.
+
+    Writing anyway would only bump QBO's SyncToken, and would undo any change made in QBO since
+    (which the conflict rule keeps): nothing is sent.
+    """
+    snap = job.snapshot
+    if snap.qb_id is None or snap.base is None:
+        return None
+    if snap.base != SideValues(write.name, write.parent_id or None, write.active):
+        return None
+    log.info("qbo_write_skipped_unchanged", qb_id=snap.qb_id)
+    return QboClass(
+        id=snap.qb_id,
+        sync_token=str(snap.version_token),
+        name=snap.name,
+        fully_qualified_name=snap.full_name or snap.key,
+        active=snap.is_active,
+        parent_id=write.parent_id,
     )
 
 

@@ -21,6 +21,7 @@ from classsync.domain import (
     QboClass,
     QboError,
     Rejection,
+    SideValues,
     ValidClass,
     join_path,
     split_full_name,
@@ -45,6 +46,8 @@ class StoredClass:
 
     class_id: str
     generation: int
+    # Fields (name, parent_id, active) on which this write undoes a change made in QBO itself.
+    overwrites_qbo_edit: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,8 @@ class ClassSnapshot:
     is_sparse: bool
     version_token: int
     full_name: str = ""  # QBO form in the stored casing, for look-ups by name in QBO
+    # What QBO held at our last sync (the conflict rule's base); None when not known.
+    base: SideValues | None = None
 
     @property
     def parent_key(self) -> str | None:

@@ -134,6 +134,11 @@ class RetryPolicy:
         message = f"waiting for parent {parent_key!r} to reach QBO"
         return Retry(self.parent_wait, SyncStatus.PENDING.value, message, counts_as_attempt=False)
 
+    def changed_in_qbo(self) -> Retry:
+        """QBO's newer version was merged into the row (conflict rule): sync the result now."""
+        message = "changed in QBO since our last sync; merged, syncing the result"
+        return Retry(timedelta(0), SyncStatus.PENDING.value, message, counts_as_attempt=False)
+
     def parent_failed(self, parent_key: str) -> Fail:
         """The parent failed for good: the child cannot be created under it."""
         message = f"parent {parent_key!r} could not be synced to QBO"

@@ -29,6 +29,7 @@ from classsync.sync.ports import (
     StoreUnavailable,
     UnitOfWork,
 )
+from classsync.sync.remote_ports import ConflictRecorder
 from classsync.sync.settled import SettledBoard
 
 log = structlog.get_logger(__name__)
@@ -64,8 +65,10 @@ class IngestService:
         max_classes_per_request: int,
         realms: RealmDirectory | None = None,
         clock: Clock | None = None,
+        conflicts: ConflictRecorder | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._conflicts = conflicts
         self._clock = clock or SystemClock()
         self._board = board
         self._wake_engine = wake_engine
@@ -131,6 +134,7 @@ class IngestService:
         checked = [validate(item) for item in items]
         valid = [c for c in checked if isinstance(c, ValidClass)]
         stored = self._store(valid, realm_id) if valid else []
+        self._report_overwrites(stored, realm_id)
         stored_iter = iter(stored)
         results = [
             _result(
@@ -144,6 +148,21 @@ class IngestService:
         if stored:
             self._wake_engine(realm_id)
         return results
+
+    def _report_overwrites(self, stored: Sequence[StoredClass | Rejection], realm_id: str) -> None:
+        """A resend that undoes a change made in QBO wins (it is the caller's newest word), but
+        never silently: each such field is logged and counted (docs/architecture.md)."""
+        for item in stored:
+            if isinstance(item, StoredClass) and item.overwrites_qbo_edit:
+                log.warning(
+                    "qbo_change_overwritten",
+                    class_id=item.class_id,
+                    realm_id=realm_id,
+                    fields=list(item.overwrites_qbo_edit),
+                )
+                for field in item.overwrites_qbo_edit:
+                    if self._conflicts is not None:
+                        self._conflicts.conflict_decided(realm_id, "caller", field)
 
     def _store(self, valid: list[ValidClass], realm_id: str) -> list[StoredClass | Rejection]:
         for attempt in range(1, _STORE_ATTEMPTS + 1):

@@ -220,6 +220,7 @@ def test_status_and_retry_commands(
     env = server_env(database_url, fresh_sandbox, realm)
     report = json.loads(run_cli(env, "status").stdout)
     assert report["jobs"]["FAILED"] == 1
+    assert report["changes_from_qbo"]["webhook_events_waiting"] == 0
     fresh_sandbox.admin.clear_faults()
     retried = run_cli(env, "retry", "--failed")
     assert "requeued 1 job" in retried.stdout

@@ -60,3 +60,20 @@ def test_defaults_point_at_the_local_sandbox() -> None:
 def test_caller_tokens_are_a_comma_separated_list() -> None:
     settings = Settings(_env_file=None, GRPC_AUTH_TOKENS="a, b,,c")  # type: ignore[call-arg]
     assert settings.auth_tokens == ["a", "b", "c"]
+
+
+def test_a_webhook_listener_needs_an_address_with_a_port_and_the_verifier_token() -> None:
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match="QBO_WEBHOOK_VERIFIER_TOKEN"):
+        Settings(_env_file=None, WEBHOOK_ADDRESS="127.0.0.1:8080")  # type: ignore[call-arg]
+    with pytest.raises(pydantic.ValidationError, match="host:port"):
+        Settings(
+            _env_file=None, WEBHOOK_ADDRESS="127.0.0.1", QBO_WEBHOOK_VERIFIER_TOKEN="s3cret-tok"
+        )  # type: ignore[call-arg]
+    ok = Settings(
+        _env_file=None, WEBHOOK_ADDRESS="0.0.0.0:8080", QBO_WEBHOOK_VERIFIER_TOKEN="s3cret-tok"
+    )  # type: ignore[call-arg]
+    assert ok.qbo_webhook_verifier_token is not None
+    assert "s3cret-tok" not in repr(ok)
+    assert Settings(_env_file=None).qbo_cdc_interval_seconds == 300  # type: ignore[call-arg]
