@@ -257,7 +257,15 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         interval=_HEARTBEAT_INTERVAL_S,
         clock=SystemClock().now,
     )
-    two_way = build_two_way(settings, storage.remote_uow, gateway, limiter, applier, conflicts)
+    two_way = build_two_way(
+        settings,
+        storage.remote_uow,
+        gateway,
+        limiter,
+        applier,
+        conflicts,
+        storage.token_store.connected_realms,
+    )
     observability = build_observability(settings, storage, server, metrics)
     return App(settings, storage, engine, ingest, server, heartbeat, two_way, observability)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from classsync.api.webhooks import WebhookServer
@@ -61,11 +61,15 @@ def build_two_way(
     limiter: RateLimiter,
     applier: RemoteChangeApplier,
     conflicts: ConflictCounter,
+    connected_realms: Callable[[], Sequence[str]],
 ) -> TwoWay:
-    """Wire the pull (CDC) and push (webhook) paths for the configured realm."""
+    """Wire the pull (CDC) and push (webhook) paths for every connected realm."""
 
     def realms() -> list[str]:
-        return [settings.qbo_realm_id]
+        # QBO_REALM_ID always (as the engine treats it), then every other connected company;
+        # read on each poll, so `classsync realm add/remove` takes effect without a restart.
+        others = [r for r in connected_realms() if r != settings.qbo_realm_id]
+        return [settings.qbo_realm_id, *others]
 
     poller = None
     if settings.qbo_cdc_interval_seconds > 0:

@@ -127,6 +127,16 @@ class SqlAlchemyTokenStore:
             row = session.get(QboRealm, realm_id)
             return row is not None and row.status == CONNECTED and bool(row.refresh_token)
 
+    def connected_realms(self) -> list[str]:
+        """Every realm with a refresh token stored that QBO has not refused, in id order."""
+        with self._session_factory() as session:
+            query = (
+                select(QboRealm.realm_id)
+                .where(QboRealm.status == CONNECTED, QboRealm.refresh_token.is_not(None))
+                .order_by(QboRealm.realm_id)
+            )
+            return list(session.scalars(query))
+
     @contextmanager
     def locked(self, realm_id: str) -> Iterator[_LockedRealm]:
         """Hold the realm's row lock (SELECT … FOR UPDATE) until the block ends, then commit.

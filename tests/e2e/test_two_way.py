@@ -412,3 +412,26 @@ class TestWebhookOutage:
         with again.app.storage.session_factory() as session:
             jobs = session.scalar(select(func.count()).select_from(SyncJob))
         assert jobs == len(again.rows())
+
+
+class TestEveryConnectedRealm:
+    def test_an_edit_in_a_second_company_follows_through_cdc(
+        self, service_factory: Callable[..., Service]
+    ) -> None:
+        from classsync.api.realm import REALM_KEY
+        from classsync.realms import add_realm
+
+        service = service_factory(qbo_cdc_interval_seconds=1.0)
+        second = service.sandbox.admin.create_realm()
+        add_realm(service.settings, second["realm_id"], second["refresh_token"])
+        realm_id = str(second["realm_id"])
+        [reply] = service.send([klass("Second Co Dept")], metadata=[(REALM_KEY, realm_id)])
+        assert reply.message == SUCCESS_MESSAGE
+        qb_id = reply.results[0].qb_id
+        service.sandbox.admin.rename_class(realm_id, qb_id, "Renamed In QBO")
+
+        def renamed() -> bool:
+            row = next(r for r in service.rows() if r.id == reply.results[0].id)
+            return row.name == "Renamed In QBO" and row.realm_id == realm_id
+
+        wait_until(renamed, 5.0, "the second company's CDC poll to apply the rename")
