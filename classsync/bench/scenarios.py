@@ -125,6 +125,7 @@ def _sync_rates(synced: list[float]) -> tuple[float, float]:
     return steady, whole
 
 
+# size: one run from start to report, read top to bottom (singles_too: _classes_ceiling)
 def _sync_run(
     cfg: BenchSettings,
     admin_url: str,
@@ -137,15 +138,13 @@ def _sync_run(
     batch: bool,
     singles_too: bool = False,
 ) -> dict[str, Any]:
-    """One sync run. ``singles_too``: the ceiling in Classes counts the single calls the request
-    budget leaves beside the batches (40 x 30 + 460 at QBO's 500/min), not batch items alone."""
     sandbox, server = _sync_stack_options(cfg, ceiling=ceiling, window=window, batch=batch)
     items_ceiling = _classes_ceiling(ceiling, batch=batch, singles_too=singles_too)
     streams = [
         make_stream(make_classes(f"{name}{i}", min(100, classes - i * 100)), 100)
         for i in range((classes + 99) // 100)
     ]
-    expected = classes / items_ceiling * 60.0
+    expected = classes / items_ceiling * 60.0  # seconds at the ceiling
     with stack(admin_url, workdir, name, sandbox=sandbox, server=server) as st:
         client = LoadClient(st.server.address)
         cpu0 = (st.server.cpu_seconds(), st.sandbox.cpu_seconds(), st.postgres_cpu_seconds())
@@ -165,9 +164,7 @@ def _sync_run(
         part: round((after - before) / max(len(synced), 1) * 1e6)
         for part, before, after in zip(("server", "sandbox", "postgres"), cpu0, cpu, strict=True)
     }
-    unit = "Classes/min" if not batch else "Classes/min (batch items)"
-    if singles_too:
-        unit = "Classes/min (batch items and single calls)"
+    unit = "Classes/min" + ("" if not batch else " (batch items, single calls)")
     return {
         "name": name,
         "mode": "batch" if batch else "one Class per request",

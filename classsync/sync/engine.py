@@ -163,7 +163,12 @@ class SyncEngine:
         The worker threads call this in a loop; tests call it directly to take one step.
         """
         lease_owner = lease_owner or self._lease_owners[0]
-        jobs = self._claim(lease_owner)
+        jobs: list[ClaimedJob] = []
+        try:
+            jobs = self._claim(lease_owner)
+        finally:
+            if len(jobs) < 2:  # no batch: the batch ticket is free for a sibling at once
+                self._batch_sync.claim_done(lease_owner)
         if not jobs:
             return 0
         self._bell.ring()  # there may be more: let one idle sibling look too
@@ -183,6 +188,7 @@ class SyncEngine:
                 self._held.pop(lease_owner, None)  # let the leases run out
             self._stopping.wait(self._poll_seconds)
         finally:
+            self._batch_sync.claim_done(lease_owner)
             with self._held_lock:
                 self._held.pop(lease_owner, None)
         return len(jobs)
@@ -193,7 +199,7 @@ class SyncEngine:
         with self._uow_factory() as uow:
             jobs = uow.jobs.claim(
                 owner=lease_owner,
-                limit=self._batch_sync.claim_limit(),
+                limit=self._batch_sync.claim_limit(lease_owner),
                 lease=self._lease,
                 now=self._clock.now(),
             )

@@ -81,6 +81,16 @@ class _RealmGate:
             self.next_batch = start + 60.0 / self.batch_per_minute
             return start - now
 
+    def batch_wait(self) -> float:
+        """Seconds until ``try_reserve_batch`` could book a start (nothing is booked)."""
+        with self.lock:
+            now = self.clock()
+            start = max(now, self.next_batch)
+            recent = [t for t in self.batch_window if t > now - self.window_s]
+            if len(recent) >= self.batch_per_window:
+                start = max(start, recent[-self.batch_per_window] + self.window_s)
+            return start - now
+
     def acquire_slot(self) -> None:
         with self.slot_freed:
             while self.in_flight >= self.max_in_flight:
@@ -213,6 +223,10 @@ class RateLimiter:
         if wait is None:
             return None
         return self._slot(gate, wait)
+
+    def batch_wait(self, realm_id: str) -> float:
+        """Seconds until the realm's batch budget has room for one more batch request."""
+        return self._gate(realm_id).batch_wait()
 
     def pause(self, realm_id: str, seconds: float) -> None:
         """Stop starting calls for ``realm_id`` for ``seconds`` (after a 429 or 503)."""
