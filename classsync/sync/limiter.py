@@ -30,11 +30,13 @@ class _RealmGate:
         # mirror an emulator that counts in shorter windows (budgets scale with it).
         self.window_s = window_s
         # Pacing runs exactly at the limit, so the window's first and last request are a full
-        # window apart with no room: a first request that reached QBO a few ms later than booked
-        # (a token refresh, a thread switch) would still be in QBO's window when the last one
-        # arrives, and that one is throttled. Booking one window plus this margin apart leaves
-        # room for that lag (0.2 s a minute: 0.3 % of the budget).
-        self.margin_s = window_s / 300
+        # window apart with no room: a first request that reached QBO later than booked (a token
+        # refresh, a busy machine) would still be in QBO's window when the last one arrives, and
+        # that one is throttled. Booking them one window plus a margin apart leaves room for that
+        # lag: 0.5 s a minute for requests (0.8 % of the budget), 1 s for batches (1.7 %), whose
+        # 429 pauses the whole realm. Lags of 0.6 s were seen on a loaded 2-core machine.
+        self.margin_s = window_s / 120
+        self.batch_margin_s = window_s / 60
         # A replica without a share has 0 slots: nothing starts, the pacing below just needs a rate.
         per_minute = max(1, per_minute)
         self.max_in_flight = max_in_flight
@@ -81,7 +83,8 @@ class _RealmGate:
             start = max(now, self.next_batch)
             if len(self.batch_window) >= self.batch_per_window:
                 start = max(
-                    start, self.batch_window[-self.batch_per_window] + self.window_s + self.margin_s
+                    start,
+                    self.batch_window[-self.batch_per_window] + self.window_s + self.batch_margin_s,
                 )
             if start - now > max_wait:
                 return None
@@ -96,7 +99,9 @@ class _RealmGate:
             start = max(now, self.next_batch)
             recent = [t for t in self.batch_window if t > now - self.window_s]
             if len(recent) >= self.batch_per_window:
-                start = max(start, recent[-self.batch_per_window] + self.window_s + self.margin_s)
+                start = max(
+                    start, recent[-self.batch_per_window] + self.window_s + self.batch_margin_s
+                )
             return start - now
 
     def acquire_slot(self) -> None:
