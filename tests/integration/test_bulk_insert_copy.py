@@ -66,7 +66,7 @@ def test_a_unique_key_refused_during_copy_is_a_store_conflict(database_url: str)
         {
             "id": str(uuid.uuid4()),
             "name": f"N{i}",
-            "fullNameKey": "taken" if i == 50 else f"n{i}",
+            "fullNameKey": "taken" if i == bulk_insert.COPY_MIN_ROWS else f"n{i}",
             "createdAt": now,
             "updatedAt": now,
         }
