@@ -206,6 +206,22 @@ def build_engine(
     )
 
 
+def build_grpc_server(
+    settings: Settings, servicer: ClassServiceServicer, metrics: Metrics | None
+) -> BuiltServer:
+    """The gRPC server (not started) with its health, reflection and interceptors."""
+    return build_server(
+        servicer,
+        address=settings.grpc_address,
+        max_workers=settings.grpc_max_workers,
+        max_message_bytes=settings.max_message_bytes,
+        auth_tokens=settings.auth_tokens,
+        tls_cert_file=settings.grpc_tls_cert_file,
+        tls_key_file=settings.grpc_tls_key_file,
+        call_recorder=metrics,
+    )
+
+
 def build_app(settings: Settings, *, migrate: bool = True) -> App:
     """Wire the whole service from ``settings`` (nothing is started)."""
     storage = build_storage(settings, migrate=migrate)
@@ -240,16 +256,7 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         wait_seconds=settings.response_wait_seconds,
         default_realm_id=settings.qbo_realm_id,
     )
-    server = build_server(
-        servicer,
-        address=settings.grpc_address,
-        max_workers=settings.grpc_max_workers,
-        max_message_bytes=settings.max_message_bytes,
-        auth_tokens=settings.auth_tokens,
-        tls_cert_file=settings.grpc_tls_cert_file,
-        tls_key_file=settings.grpc_tls_key_file,
-        call_recorder=metrics,
-    )
+    server = build_grpc_server(settings, servicer, metrics)
     heartbeat = ReplicaHeartbeat(
         ReplicaRegistry(storage.session_factory, ttl=timedelta(seconds=_HEARTBEAT_TTL_S)),
         limiter,

@@ -39,6 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sync-classes", type=int, help="Classes in the scaled sync run")
     parser.add_argument("--real-classes", type=int, help="Classes in the 500/min sync run")
     parser.add_argument(
+        "--real-batch-classes", type=int, help="Classes in the 500/min batch sync run"
+    )
+    parser.add_argument(
+        "--sync-run",
+        action="append",
+        choices=scenarios.SYNC_RUNS,
+        help="with --only sync: make only this sync run (repeatable; default all four)",
+    )
+    parser.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL"),
         help="PostgreSQL server to create throwaway databases on (default: BENCH_DATABASE_URL, "
@@ -54,6 +63,8 @@ def _settings(args: argparse.Namespace) -> BenchSettings:
         "sync_ceiling_per_minute": args.ceiling,
         "sync_classes": args.sync_classes,
         "real_classes": args.real_classes,
+        "real_batch_classes": args.real_batch_classes,
+        "sync_runs": tuple(args.sync_run) if args.sync_run else None,
     }
     return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
 

@@ -23,6 +23,10 @@ class BenchSettings:
     max_in_flight: int = 10
     sync_workers: int = 16
     batch_classes: int = 2000
+    # QBO's real limits with batches (500/min, 40 batch/min): long enough for a steady minute
+    real_batch_classes: int = 3000
+    # which sync runs to make (empty: all of them); `classsync bench --sync-run NAME`
+    sync_runs: tuple[str, ...] = ()
     # c. overhead: sequential one-Class streams
     overhead_calls: int = 200
     overhead_latency_ms: float = 50.0
@@ -52,6 +56,7 @@ def smoke_settings() -> BenchSettings:
         sync_classes=200,
         real_classes=20,
         batch_classes=300,
+        real_batch_classes=100,
         overhead_calls=10,
         memory_stream_classes=3000,
         realms=5,

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from classsync.domain import QboClass
 from classsync.store import statements as sql
+from classsync.store.batch_outcomes import record_synced_many
+from classsync.store.batch_outcomes import sync_token_int as _sync_token_int
 from classsync.store.bulk_insert import insert_rows
 from classsync.store.claims import claim_due_jobs
 from classsync.store.models import QBClass, SyncJob
@@ -193,6 +195,13 @@ class JobQueue:
             error_code=None,
             error_message=None,
         )
+
+    def record_synced_many(
+        self, synced: Sequence[tuple[ClaimedJob, QboClass]], owner: str, now: datetime
+    ) -> dict[str, JobState | None]:
+        """``record_synced`` for a batch's jobs in one transaction (see ``batch_outcomes``)."""
+        self._relax_commit()
+        return record_synced_many(self._session.connection(), synced, owner, now)
 
     def record_link(self, claimed: ClaimedJob, qbo: QboClass, now: datetime) -> None:
         """Link the row to an existing QBO class (found by name) before updating it."""
@@ -385,12 +394,3 @@ def _new_job(class_id: str, depth: int, realm_id: str, now: datetime) -> dict[st
         "createdAt": now,
         "updatedAt": now,
     }
-
-
-def _sync_token_int(sync_token: str) -> int:
-    # QBO's SyncToken is a decimal string (docs/qbo.md, "Writes and SyncToken"); the Node
-    # column is an Int.
-    try:
-        return int(sync_token)
-    except ValueError:
-        return 0

@@ -197,3 +197,46 @@ REQUEUE_NEWER = (
         }
     )
 )
+
+# --- Outcomes of a batch (one transaction) -----------------------------------------------------
+# The Class rows to link, locked in id order; a row an ingest holds is skipped, never waited for
+# (waiting while holding other rows could deadlock with that ingest).
+LOCK_CLASSES = (
+    select(CLASS.c.id)
+    .where(CLASS.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(CLASS.c.id)
+    .with_for_update(skip_locked=True)
+)
+# The jobs still leased to the worker, with the generation each is at now.
+OWNED_GENERATIONS = (
+    select(JOB.c.classId, JOB.c.generation)
+    .where(
+        JOB.c.classId.in_(bindparam("ids", expanding=True)),
+        JOB.c.leaseOwner == bindparam("owner"),
+        JOB.c.status == _IN_PROGRESS,
+    )
+    .order_by(JOB.c.classId)
+    .with_for_update()
+)
+_OWNED_MANY = and_(
+    JOB.c.classId.in_(bindparam("ids", expanding=True)),
+    JOB.c.leaseOwner == bindparam("owner"),
+    JOB.c.status == _IN_PROGRESS,
+)
+FINISH_MANY = (
+    update(JOB)
+    .where(_OWNED_MANY)
+    .values({**_RELEASED, JOB.c.status: JobStatus.SYNCED.value, JOB.c.syncedAt: bindparam("now")})
+)
+REQUEUE_NEWER_MANY = (
+    update(JOB)
+    .where(_OWNED_MANY)
+    .values(
+        {
+            **_RELEASED,
+            JOB.c.status: _PENDING,
+            JOB.c.attempts: 0,
+            JOB.c.nextAttemptAt: bindparam("now"),
+        }
+    )
+)

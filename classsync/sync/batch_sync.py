@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -25,8 +26,6 @@ log = structlog.get_logger(__name__)
 
 # A batch waits at most this long for QBO's batch budget before its jobs go as single calls.
 _BATCH_MAX_WAIT_S = 0.25
-# Once the budget was found spent, workers claim single jobs for this long.
-_SINGLES_FOR_S = _BATCH_MAX_WAIT_S * 4
 
 _Batchable = list[tuple[ClaimedJob, ClassWrite]]
 
@@ -50,18 +49,55 @@ class BatchSync:
         self._outcomes = outcomes
         self._wake = wake
         self._batch_size = batch_size
-        self._singles_until = 0.0  # monotonic time until which batches are off (budget spent)
+        # Until this monotonic time the realm's batch budget has no room: claim single jobs.
+        self._singles_until = 0.0
+        # One worker at a time claims a batch's worth (the batch ticket): the budget has room for
+        # one batch at a time, and a second worker claiming 30 would only hand 29 back.
+        self._ticket_lock = threading.Lock()
+        self._ticket_holder: str | None = None
 
-    def claim_limit(self) -> int:
-        """How many jobs a worker should claim now: a batch, or one while the budget is spent."""
-        return self._batch_size if time.monotonic() >= self._singles_until else 1
+    def claim_limit(self, lease_owner: str) -> int:
+        """How many jobs ``lease_owner`` should claim now: a batch's worth when the batch budget
+        has room and no other worker is claiming one, else one.
+
+        The worker given a batch's worth holds the batch ticket until ``claim_done``, or until
+        its batch is booked, whichever comes first.
+        """
+        if self._batch_size <= 1:
+            return 1
+        with self._ticket_lock:
+            if self._ticket_holder is not None or time.monotonic() < self._singles_until:
+                return 1
+            self._ticket_holder = lease_owner
+            return self._batch_size
+
+    def claim_done(self, lease_owner: str) -> None:
+        """``lease_owner`` is done with what it claimed: give the batch ticket back if held."""
+        with self._ticket_lock:
+            if self._ticket_holder == lease_owner:
+                self._ticket_holder = None
+
+    def _next_batch_in(self, realm_id: str, lease_owner: str) -> None:
+        """A batch was just booked or refused: claim singles until the budget has room again."""
+        wait = self._limiter.batch_wait(realm_id) - _BATCH_MAX_WAIT_S
+        with self._ticket_lock:
+            self._singles_until = time.monotonic() + max(0.0, wait)
+            if self._ticket_holder == lease_owner:
+                self._ticket_holder = None
 
     def process(self, jobs: list[ClaimedJob], lease_owner: str) -> None:
-        """Sync ``jobs`` (claimed together) and record each outcome.
+        """Sync ``jobs`` (claimed together), a batch per realm, and record each outcome.
 
         Batch calls carry no requestid (docs/qbo.md, "Batch"), so a batch whose outcome is
         unknown marks every item so that its retry looks the class up by name first.
         """
+        by_realm: dict[str, list[ClaimedJob]] = {}
+        for job in jobs:
+            by_realm.setdefault(job.realm_id, []).append(job)
+        for realm_jobs in by_realm.values():
+            self._process_realm(realm_jobs, lease_owner)
+
+    def _process_realm(self, jobs: list[ClaimedJob], lease_owner: str) -> None:
         batchable = self._batchable(jobs, lease_owner)
         if not batchable:
             return
@@ -70,6 +106,7 @@ class BatchSync:
             return
         realm_id = batchable[0][0].realm_id
         slot = self._limiter.try_batch_call(realm_id, max_wait=_BATCH_MAX_WAIT_S)
+        self._next_batch_in(realm_id, lease_owner)
         if slot is None:
             self._send_singly(batchable, lease_owner)
             return
@@ -119,9 +156,8 @@ class BatchSync:
 
     def _send_singly(self, batchable: _Batchable, lease_owner: str) -> None:
         """The realm's batch budget is spent for now: send one single call and hand the rest
-        back, so idle siblings send them as single calls in parallel; claim one job at a time
-        until the budget has room again."""
-        self._singles_until = time.monotonic() + _SINGLES_FOR_S
+        back, so idle siblings send them as single calls in parallel (they claim one job at a
+        time until the budget has room again)."""
         first, rest = batchable[0][0], [job for job, _ in batchable[1:]]
         self._outcomes.release(lease_owner, [job.class_id for job in rest])
         for _ in rest:
@@ -131,10 +167,16 @@ class BatchSync:
     def _record_results(
         self, batchable: _Batchable, results: list[QboClass | QboError], lease_owner: str
     ) -> None:
+        """The items QBO wrote are recorded together in one transaction, first (their callers
+        wait); the others one by one."""
+        synced = [
+            (job, result)
+            for (job, _), result in zip(batchable, results, strict=True)
+            if isinstance(result, QboClass)
+        ]
+        self._outcomes.synced_many(synced, lease_owner)
         for (job, _), result in zip(batchable, results, strict=True):
-            if isinstance(result, QboClass):
-                self._outcomes.synced(job, lease_owner, result)
-            elif isinstance(result, QboStaleSyncToken | QboDuplicateName):
+            if isinstance(result, QboStaleSyncToken | QboDuplicateName):
                 self._job_sync.process(job, lease_owner)  # the single path recovers from these
-            else:
+            elif not isinstance(result, QboClass):
                 self._outcomes.errored(job, lease_owner, result)

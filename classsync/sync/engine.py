@@ -180,7 +180,12 @@ class SyncEngine:
         The worker threads call this in a loop; tests call it directly to take one step.
         """
         lease_owner = lease_owner or self._lease_owners[0]
-        claimed = self._claim(lease_owner)
+        claimed: tuple[str, list[ClaimedJob]] | None = None
+        try:
+            claimed = self._claim(lease_owner)
+        finally:
+            if claimed is None or len(claimed[1]) < 2:
+                self._batch_sync.claim_done(lease_owner)  # no batch: free the ticket at once
         if claimed is None:
             return 0
         realm_id, jobs = claimed
@@ -208,6 +213,7 @@ class SyncEngine:
                 self._held.pop(lease_owner, None)  # let the leases run out
             self._stopping.wait(self._poll_seconds)
         finally:
+            self._batch_sync.claim_done(lease_owner)
             with self._held_lock:
                 self._held.pop(lease_owner, None)
 
@@ -251,7 +257,7 @@ class SyncEngine:
         with self._uow_factory() as uow:
             jobs = uow.jobs.claim(
                 owner=lease_owner,
-                limit=self._batch_sync.claim_limit(),
+                limit=self._batch_sync.claim_limit(lease_owner),
                 lease=self._lease,
                 now=self._clock.now(),
                 realm_id=realm_id,

@@ -74,6 +74,35 @@ class Outcomes:
         if state is not None and is_settled(state):
             self._board.post([state])  # what was just written: no read-back
 
+    def synced_many(self, synced: Sequence[tuple[ClaimedJob, QboClass]], lease_owner: str) -> None:
+        """``synced`` for a batch's jobs, in one transaction.
+
+        A job the store left out (an ingest held its row) is recorded alone, as is every job
+        when one of QBO's Ids is another row's: ``synced`` then finds which one and fails it
+        with ``QB_ID_CONFLICT`` while the others are stored.
+        """
+        if not synced:
+            return
+        now = self._clock.now()
+        try:
+            states = self._record(lambda uow: uow.jobs.record_synced_many(synced, lease_owner, now))
+        except StoreConflict:
+            states = {}
+        for job, result in synced:
+            if job.class_id not in states:
+                self.synced(job, lease_owner, result)
+                continue
+            state = states[job.class_id]
+            log.info(
+                "class_synced",
+                qb_id=result.id,
+                sync_token=result.sync_token,
+                finished=state is not None,
+            )
+        settled = [s for s in states.values() if s is not None and is_settled(s)]
+        if settled:
+            self._board.post(settled)  # what was just written: no read-back
+
     def errored(self, job: ClaimedJob, lease_owner: str, error: BaseException) -> None:
         """Apply the retry policy to ``error``; a store failure here is left to the lease."""
         decision = self._policy.after_error(error, job.attempts)

@@ -216,6 +216,16 @@ class JobStore(Protocol):
         """Store QBO's Id and SyncToken and finish the job; None if the lease was lost."""
         ...
 
+    def record_synced_many(
+        self, synced: Sequence[tuple[ClaimedJob, QboClass]], owner: str, now: datetime
+    ) -> dict[str, JobState | None]:
+        """``record_synced`` for several jobs in this one transaction, by class id.
+
+        A job whose Class row is locked by another transaction (an ingest writing it) is left
+        out of the answer, not waited for: the caller records it on its own.
+        """
+        ...
+
     def record_link(self, claimed: ClaimedJob, qbo: QboClass, now: datetime) -> None:
         """Link the row to an existing QBO class (found by name) before updating it."""
         ...

@@ -30,7 +30,7 @@ def test_smoke_run_reports_every_scenario(tmp_path: Path) -> None:
     assert [run["stored"] for run in ingest] == [run["classes"] for run in ingest]
     assert all(run["rows_in_database"] > 0 for run in ingest)
     sync_runs = {run["name"]: run for run in report["scenarios"]["sync"]["runs"]}
-    assert set(sync_runs) == {"sync-scaled", "sync-real", "sync-batch"}
+    assert set(sync_runs) == {"sync-scaled", "sync-real", "sync-batch", "sync-real-batch"}
     for run in sync_runs.values():
         assert run["finished"], run["name"]
         assert run["jobs"].get("SYNCED") == run["classes"], run["name"]

@@ -17,14 +17,15 @@ from classsync.sync.ports import (
 )
 
 if TYPE_CHECKING:
-    from tests.fakes.store import FakeJobRow, Tables
+    from tests.fakes.store import FakeDatabase, FakeJobRow, Tables
 
 
 class FakeJobStore:
     """ports.JobStore over the transaction's tables, with the SQL queue's semantics."""
 
-    def __init__(self, tables: Tables) -> None:
+    def __init__(self, tables: Tables, database: FakeDatabase | None = None) -> None:
         self._tables = tables
+        self._database = database
 
     def claim(
         self,
@@ -145,6 +146,19 @@ class FakeJobStore:
             error_code=None,
             error_message=None,
         )
+
+    def record_synced_many(
+        self, synced: Sequence[tuple[ClaimedJob, QboClass]], owner: str, now: datetime
+    ) -> dict[str, JobState | None]:
+        """``record_synced`` for each job, in this one transaction; rows named in
+        ``FakeDatabase.locked_by_others`` are left out, as the store skips rows an ingest
+        holds."""
+        locked = self._database.locked_by_others if self._database is not None else set()
+        return {
+            job.class_id: self.record_synced(job, owner, qbo, now)
+            for job, qbo in synced
+            if job.class_id not in locked
+        }
 
     def record_link(self, claimed: ClaimedJob, qbo: QboClass, now: datetime) -> None:
         """Store QBO's Id and SyncToken on the row; the qbId unique index refuses a taken Id."""

@@ -85,6 +85,8 @@ class FakeDatabase:
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._commit_failures: deque[StoreError] = deque()
+        # Class rows another transaction (an ingest) holds locked: a batch's outcome write skips them
+        self.locked_by_others: set[str] = set()
 
     def uow(self) -> FakeUnitOfWork:
         """A new unit of work (the engine's ``uow_factory``)."""
@@ -123,7 +125,7 @@ class FakeUnitOfWork:
     @property
     def jobs(self) -> FakeJobStore:
         """The job queue, in this transaction."""
-        return FakeJobStore(self._tables())
+        return FakeJobStore(self._tables(), self._database)
 
     def _tables(self) -> Tables:
         assert self._work is not None, "use the unit of work in a with block"

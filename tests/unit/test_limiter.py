@@ -36,6 +36,18 @@ def test_no_sixty_second_window_holds_more_than_the_budget() -> None:
         assert len(in_window) <= 30
 
 
+def test_a_window_keeps_room_for_requests_that_reach_qbo_a_little_late() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(max_in_flight=10, per_minute=30, clock=clock.monotonic, sleep=clock.sleep)
+    starts = []
+    for _ in range(31):
+        with limiter.call("realm"):
+            starts.append(clock.monotonic())
+    # Paced exactly at the limit, the 31st would start one window after the first; a first
+    # request delayed a few ms on its way would then still be in QBO's window.
+    assert starts[30] - starts[0] >= 60.0 + 0.5
+
+
 def test_realms_are_limited_independently() -> None:
     clock = FakeClock()
     limiter = RateLimiter(max_in_flight=10, per_minute=60, clock=clock.monotonic, sleep=clock.sleep)
@@ -105,3 +117,15 @@ def test_replicas_split_the_realm_budget() -> None:
         with limiter.call("realm"):
             again.append(clock.monotonic())
     assert [round(b - a, 6) for a, b in itertools.pairwise(again)] == [0.1, 0.1]
+
+
+def test_a_batch_window_keeps_a_second_of_room() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(
+        max_in_flight=10, per_minute=500, clock=clock.monotonic, sleep=clock.sleep
+    )
+    starts = []
+    for _ in range(41):  # QBO: 40 batch requests a minute
+        with limiter.call("realm", batch=True):
+            starts.append(clock.monotonic())
+    assert starts[40] - starts[0] >= 60.0 + 1.0
