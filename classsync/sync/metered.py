@@ -140,6 +140,17 @@ class _MeteredJobStore:
             self._pending.append(lambda: self._metrics.class_synced(claimed.realm_id))
         return state
 
+    def record_synced_many(
+        self, synced: Sequence[tuple[ClaimedJob, QboClass]], owner: str, now: datetime
+    ) -> dict[str, JobState | None]:
+        states = self._inner.record_synced_many(synced, owner, now)
+        for claimed, _qbo in synced:
+            # Absent: left for record_synced (counted there); None: the lease was lost.
+            if states.get(claimed.class_id) is not None:
+                realm_id = claimed.realm_id
+                self._pending.append(lambda r=realm_id: self._metrics.class_synced(r))  # type: ignore[misc]
+        return states
+
     def record_failed(
         self, claimed: ClaimedJob, owner: str, *, error_code: str, error_message: str, now: datetime
     ) -> None:

@@ -90,6 +90,14 @@ class _KillOnRecordUnitOfWork(SqlAlchemyUnitOfWork):
             return record_synced(*args, **kwargs)
 
         self.jobs.record_synced = recording  # type: ignore[method-assign]
+        record_synced_many = self.jobs.record_synced_many
+
+        def recording_many(*args: Any, **kwargs: Any) -> Any:
+            # A batch's outcomes are recorded together in one transaction.
+            self._recording = True
+            return record_synced_many(*args, **kwargs)
+
+        self.jobs.record_synced_many = recording_many  # type: ignore[method-assign]
         return uow
 
     def commit(self) -> None:
