@@ -89,7 +89,7 @@ class QBClass(Base):
         # Id and a full name are unique only inside one company (realm).
         Index("QBClass_realmId_qbId_key", "realmId", "qbId", unique=True),
         Index("QBClass_realmId_fullNameKey_key", "realmId", "fullNameKey", unique=True),
-        Index("QBClass_callerKey_idx", "callerKey"),
+        Index("QBClass_realmId_callerKey_idx", "realmId", "callerKey"),
     )
 
     id: Mapped[str] = mapped_column("id", _uuid(), primary_key=True, default=new_id)

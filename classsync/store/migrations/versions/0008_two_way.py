@@ -72,7 +72,8 @@ def upgrade() -> None:
     op.add_column("QBClass", sa.Column("callerKey", caller_key, nullable=True))
     op.add_column("QBClass", sa.Column("callerFullName", sa.Text(), nullable=True))
     op.add_column("QBClass", sa.Column("callerActive", sa.Boolean(), nullable=True))
-    op.create_index("QBClass_callerKey_idx", "QBClass", ["callerKey"])
+    # With the realm first: every look-up is inside one realm, and a realm may hold every row.
+    op.create_index("QBClass_realmId_callerKey_idx", "QBClass", ["realmId", "callerKey"])
     op.create_table(
         "ClasssyncWebhookEvent",
         sa.Column("eventId", _key_text(), nullable=False),
@@ -108,7 +109,7 @@ def downgrade() -> None:
         "ClasssyncWebhookEvent_processedAt_receivedAt_idx", table_name="ClasssyncWebhookEvent"
     )
     op.drop_table("ClasssyncWebhookEvent")
-    op.drop_index("QBClass_callerKey_idx", table_name="QBClass")
+    op.drop_index("QBClass_realmId_callerKey_idx", table_name="QBClass")
     with op.batch_alter_table("QBClass") as batch:
         for column in (
             "callerActive",
