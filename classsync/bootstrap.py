@@ -80,7 +80,14 @@ def build_storage(settings: Settings, *, migrate: bool = True) -> Storage:
     """Open (and by default migrate) the database."""
     if migrate:
         upgrade(settings.database_url, realm_id=settings.qbo_realm_id)
-    engine = make_engine(settings.database_url, pool_size=settings.sync_workers + 10)
+    # Every sync worker may need a connection at once (a claim or an outcome, never held across
+    # a QBO call), plus the gRPC calls' ingest: keep that many, and let the extra workers
+    # (SYNC_MAX_WORKERS) open overflow connections rather than wait for a pooled one.
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.sync_workers + 10,
+        max_overflow=settings.sync_max_workers - settings.sync_workers + 10,
+    )
     session_factory = make_session_factory(engine)
     return Storage(
         engine, session_factory, SqlAlchemyTokenStore(session_factory, token_cipher(settings))
@@ -196,6 +203,7 @@ def build_engine(
         policy,
         SettledBoard(),
         workers=settings.sync_workers,
+        max_workers=settings.sync_max_workers,
         lease_seconds=settings.sync_lease_seconds,
         poll_seconds=settings.sync_poll_seconds,
         batch_size=settings.qbo_batch_size if settings.qbo_use_batch else 1,

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
 
     # --- sync engine -------------------------------------------------------------------------
     sync_workers: int = Field(default=10, ge=1, alias="SYNC_WORKERS")
+    # Extra workers start while a realm with due work holds none (sync/worker_pool.py).
+    sync_max_workers: int = Field(default=200, ge=1, alias="SYNC_MAX_WORKERS")
     sync_enabled: bool = Field(default=True, alias="SYNC_ENABLED")
     qbo_max_in_flight: int = Field(default=10, ge=1, alias="QBO_MAX_IN_FLIGHT")
     qbo_requests_per_minute: int = Field(default=500, ge=1, alias="QBO_REQUESTS_PER_MINUTE")
@@ -129,6 +131,20 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_str_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _max_workers_cover_the_base(self) -> Settings:
+        if self.sync_max_workers >= self.sync_workers:
+            return self
+        if "sync_max_workers" in self.model_fields_set:
+            msg = (
+                f"SYNC_MAX_WORKERS={self.sync_max_workers} is below "
+                f"SYNC_WORKERS={self.sync_workers}: set it to at least SYNC_WORKERS "
+                "(equal to it: no extra workers)"
+            )
+            raise ValueError(msg)
+        self.sync_max_workers = self.sync_workers  # the default, below a large SYNC_WORKERS
+        return self
 
     @model_validator(mode="after")
     def _webhooks_need_the_verifier_token(self) -> Settings:

@@ -21,6 +21,7 @@ from classsync.sync.realm_rotation import RealmRotation
 from classsync.sync.remote_ports import ConflictRecorder
 from classsync.sync.retry_policy import RetryPolicy
 from classsync.sync.settled import SettledBoard
+from classsync.sync.worker_pool import WorkerPool, idle_too_long
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +37,13 @@ class Doorbell:
     def __init__(self, cap: int) -> None:
         self._condition = threading.Condition()
         self._rings = 0
+        self._waiting = 0  # workers inside ``wait``
         self._cap = max(1, cap)
+
+    def idle(self) -> int:
+        """Workers waiting for a ring that no ring already claims: who would answer one now."""
+        with self._condition:
+            return max(0, self._waiting - self._rings)
 
     def ring(self) -> None:
         """Wake one idle worker (or the next one to go idle)."""
@@ -54,7 +61,11 @@ class Doorbell:
         """Wait for a ring, at most ``timeout`` seconds."""
         with self._condition:
             if not self._rings:
-                self._condition.wait(timeout)
+                self._waiting += 1
+                try:
+                    self._condition.wait(timeout)
+                finally:
+                    self._waiting -= 1
             if self._rings:
                 self._rings -= 1
 
@@ -65,6 +76,9 @@ class SyncEngine:
     ``process_owner`` names this process (replica); each worker thread leases jobs under its own
     ``lease_owner`` (``<process_owner>-<n>``), so a sibling can never take a job over as if it
     were its own. The lease keeper renews what every worker still holds.
+
+    ``workers`` threads always run; up to ``max_workers`` run while realms with due work would
+    otherwise hold no worker (see ``classsync/sync/worker_pool.py``).
     """
 
     def __init__(
@@ -76,6 +90,7 @@ class SyncEngine:
         board: SettledBoard,
         *,
         workers: int = 10,
+        max_workers: int | None = None,
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
         batch_size: int = 1,
@@ -93,8 +108,13 @@ class SyncEngine:
         self.process_owner = uuid.uuid4().hex[:12]
         self._bell = Doorbell(cap=workers)
         self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._lease_owners = [f"{self.process_owner}-{index}" for index in range(workers)]
+        self._keeper: threading.Thread | None = None
+        self._pool = WorkerPool(
+            self._run,
+            base=workers,
+            limit=max(workers, max_workers or workers),
+            owner_prefix=self.process_owner,
+        )
         self._held: dict[str, list[str]] = {}  # lease owner -> class ids it is working on
         self._held_lock = threading.Lock()
         self._rotation = RealmRotation(limiter, workers=workers, refresh_seconds=poll_seconds)
@@ -124,23 +144,37 @@ class SyncEngine:
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the worker threads and the lease keeper."""
+        """Start the base worker threads and the lease keeper."""
         self._stopping.clear()
-        for index, lease_owner in enumerate(self._lease_owners):
-            thread = threading.Thread(
-                target=self._run, args=(lease_owner,), name=f"sync-worker-{index}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
-        keeper = threading.Thread(target=self._keep_leases, name="sync-lease-keeper", daemon=True)
-        keeper.start()
-        self._threads.append(keeper)
-        log.info("sync_engine_started", workers=self._workers, owner=self.process_owner)
+        self._pool.start()
+        self._keeper = threading.Thread(
+            target=self._keep_leases, name="sync-lease-keeper", daemon=True
+        )
+        self._keeper.start()
+        log.info(
+            "sync_engine_started",
+            workers=self._workers,
+            max_workers=self._pool.limit,
+            owner=self.process_owner,
+        )
 
     def wake(self, realm_id: str | None = None) -> None:
         """New work was committed (in ``realm_id``): look for it now rather than at the next poll."""
         if realm_id is not None:
             self._rotation.wake(realm_id)
+        self._more_hands()
+
+    def _more_hands(self) -> None:
+        """There may be work for one more worker: wake an idle one, else add one if a realm with
+        due work holds none (and ``max_workers`` allows), else leave a ring for the next worker
+        to go idle.
+
+        Adding only for a realm without a worker keeps the pool near one worker per busy realm
+        (plus the base), rather than growing to every QBO slot: a realm's further slots are
+        filled by workers taking turns, and the realms' limits are what bounds the calls.
+        """
+        if not self._bell.idle() and self._rotation.has_unserved() and self._pool.grow():
+            return  # the new worker claims at once
         self._bell.ring()
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -148,13 +182,16 @@ class SyncEngine:
         self._stopping.set()
         self._bell.ring_all()
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        threads = self._pool.close()
+        if self._keeper is not None:
+            threads.append(self._keeper)
+            self._keeper = None
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self._threads.clear()
         try:
             with self._uow_factory() as uow:
                 now = self._clock.now()
-                owners = [self.process_owner, *self._lease_owners]
+                owners = [self.process_owner, *self._pool.owners()]
                 released = sum(uow.jobs.release(owner, now) for owner in owners)
                 uow.commit()
             log.info("sync_engine_stopped", leases_released=released)
@@ -164,6 +201,7 @@ class SyncEngine:
 
     # --- worker loop -------------------------------------------------------------------------
     def _run(self, lease_owner: str) -> None:
+        idle_since = time.monotonic()
         while not self._stopping.is_set():
             try:
                 worked = self.run_once(lease_owner)
@@ -171,7 +209,11 @@ class SyncEngine:
                 log.exception("sync_claim_failed")
                 self._stopping.wait(self._poll_seconds)
                 continue
-            if not worked:
+            if worked:
+                idle_since = time.monotonic()
+            elif idle_too_long(idle_since) and self._pool.retire(lease_owner):
+                return  # an extra worker, no longer needed
+            else:
                 self._bell.wait(self._poll_seconds)
 
     def run_once(self, lease_owner: str | None = None) -> int:
@@ -179,7 +221,7 @@ class SyncEngine:
 
         The worker threads call this in a loop; tests call it directly to take one step.
         """
-        lease_owner = lease_owner or self._lease_owners[0]
+        lease_owner = lease_owner or f"{self.process_owner}-0"
         claimed: tuple[str, list[ClaimedJob]] | None = None
         try:
             claimed = self._claim(lease_owner)
@@ -190,7 +232,7 @@ class SyncEngine:
             return 0
         realm_id, jobs = claimed
         try:
-            self._bell.ring()  # there may be more: let one idle sibling look too
+            self._more_hands()  # there may be more: let an idle sibling (or a new one) look
             self._process(lease_owner, jobs)
         finally:
             self._rotation.release(realm_id)

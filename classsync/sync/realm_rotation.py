@@ -7,6 +7,11 @@ turns over the realms that have due jobs, and skip a realm that cannot start a Q
 paused after a 429 or 5xx, paced further out than a short horizon, or already holding its
 in-flight share of workers. One worker is kept back from any single realm (when there are two
 or more), so a newly busy realm always finds one free within one QBO call of the others.
+
+A realm that holds no worker goes before those that hold one, in turn order. With more busy
+realms than workers the engine adds workers while such a realm exists (``has_unserved``, see
+``classsync/sync/worker_pool.py``); the preference makes the added worker, or the next one to
+finish, serve that realm rather than one already served.
 """
 
 from __future__ import annotations
@@ -85,15 +90,28 @@ class RealmRotation:
         caller until ``release``. None when no realm can."""
         with self._lock:
             count = len(self._order)
+            fallback: int | None = None  # the first in turn that already holds a worker
             for step in range(count):
                 index = (self._cursor + step) % count
                 realm_id = self._order[index]
                 if realm_id in skip or not self._has_room(realm_id):
                     continue
-                self._cursor = (index + 1) % count
-                self._busy[realm_id] = self._busy.get(realm_id, 0) + 1
-                return realm_id
-            return None
+                if not self._busy.get(realm_id):
+                    return self._hold(index)
+                if fallback is None:
+                    fallback = index
+            return None if fallback is None else self._hold(fallback)
+
+    def has_unserved(self) -> bool:
+        """Does a realm with due work hold no worker, though it could start a QBO call now?"""
+        with self._lock:
+            return any(not self._busy.get(r) and self._has_room(r) for r in self._order)
+
+    def _hold(self, index: int) -> str:
+        realm_id = self._order[index]
+        self._cursor = (index + 1) % len(self._order)
+        self._busy[realm_id] = self._busy.get(realm_id, 0) + 1
+        return realm_id
 
     def release(self, realm_id: str) -> None:
         """The worker is done with the jobs it claimed in ``realm_id``."""

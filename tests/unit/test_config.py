@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from classsync.config import Settings
 
@@ -77,3 +78,11 @@ def test_a_webhook_listener_needs_an_address_with_a_port_and_the_verifier_token(
     assert ok.qbo_webhook_verifier_token is not None
     assert "s3cret-tok" not in repr(ok)
     assert Settings(_env_file=None).qbo_cdc_interval_seconds == 300  # type: ignore[call-arg]
+
+
+def test_max_sync_workers_cover_the_base() -> None:
+    assert Settings(_env_file=None).sync_max_workers == 200  # type: ignore[call-arg]
+    # A large pool with no cap set: the cap follows, rather than refusing to start.
+    assert Settings(_env_file=None, SYNC_WORKERS=300).sync_max_workers == 300  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="SYNC_MAX_WORKERS=3 is below SYNC_WORKERS=4"):
+        Settings(_env_file=None, SYNC_WORKERS=4, SYNC_MAX_WORKERS=3)  # type: ignore[call-arg]
