@@ -80,14 +80,12 @@ def build_storage(settings: Settings, *, migrate: bool = True) -> Storage:
     """Open (and by default migrate) the database."""
     if migrate:
         upgrade(settings.database_url, realm_id=settings.qbo_realm_id)
-    # Every sync worker may need a connection at once (a claim or an outcome, never held across
-    # a QBO call), plus the gRPC calls' ingest: keep that many, and let the extra workers
-    # (SYNC_MAX_WORKERS) open overflow connections rather than wait for a pooled one.
-    engine = make_engine(
-        settings.database_url,
-        pool_size=settings.sync_workers + 10,
-        max_overflow=settings.sync_max_workers - settings.sync_workers + 10,
-    )
+    # Sized by SYNC_WORKERS, not SYNC_MAX_WORKERS: a worker holds a connection only for its short
+    # transactions (claim, outcome), never across a QBO call, so the pool bounds concurrent
+    # transactions, not threads. An extra worker may wait for one behind another's commit (ms),
+    # never behind a QBO call; a connection per thread would only add database backends
+    # competing for the same cores and run into the server's max_connections.
+    engine = make_engine(settings.database_url, pool_size=settings.sync_workers + 10)
     session_factory = make_session_factory(engine)
     return Storage(
         engine, session_factory, SqlAlchemyTokenStore(session_factory, token_cipher(settings))

@@ -138,7 +138,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table (also valid Markdown)."""
     header = ["scenario", "measure", "result", "target", "met"]
     lines = [[r["scenario"], r["measure"], r["result"], r["target"], _mark(r["met"])] for r in rows]
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    widths = [max([len(h), *(len(line[i]) for line in lines)]) for i, h in enumerate(header)]
 
     def fmt(cells: list[str]) -> str:
         return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
