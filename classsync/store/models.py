@@ -149,6 +149,15 @@ class SyncJob(Base):
         Index("ClasssyncJob_status_nextAttemptAt_idx", "status", "nextAttemptAt"),
         # The claim's order: parents (smaller depth) first, then the longest-waiting.
         Index("ClasssyncJob_status_depth_nextAttemptAt_idx", "status", "depth", "nextAttemptAt"),
+        # The engine's claim inside one realm, in the same order, and the skip from realm to
+        # realm that lists the realms with due work (migration 0009).
+        Index(
+            "ClasssyncJob_status_realmId_depth_nextAttemptAt_idx",
+            "status",
+            "realmId",
+            "depth",
+            "nextAttemptAt",
+        ),
     )
 
     class_id: Mapped[str] = mapped_column(
@@ -158,7 +167,7 @@ class SyncJob(Base):
         ForeignKey(QBClass.id, ondelete="CASCADE", onupdate="CASCADE"),
         primary_key=True,
     )
-    realm_id: Mapped[str] = mapped_column("realmId", Text())
+    realm_id: Mapped[str] = mapped_column("realmId", _text(191))
     # PENDING / IN_PROGRESS / SYNCED / FAILED as text: a Node database may own enum "SyncStatus".
     status: Mapped[str] = mapped_column(
         "status", _text(32), default="PENDING", server_default=text("'PENDING'")

@@ -49,41 +49,52 @@ class BatchSync:
         self._outcomes = outcomes
         self._wake = wake
         self._batch_size = batch_size
+        # Both per realm, as QBO's batch budget is (docs/qbo.md, "Limits and throttling"): a
+        # batch booked in one company must not send every other company to single calls.
         # Until this monotonic time the realm's batch budget has no room: claim single jobs.
-        self._singles_until = 0.0
-        # One worker at a time claims a batch's worth (the batch ticket): the budget has room for
-        # one batch at a time, and a second worker claiming 30 would only hand 29 back.
+        self._singles_until: dict[str, float] = {}
+        # One worker at a time claims a batch's worth in a realm (the realm's batch ticket): the
+        # budget has room for one batch at a time, and a second worker claiming 30 would only
+        # hand 29 back. realm -> the lease owner holding its ticket.
         self._ticket_lock = threading.Lock()
-        self._ticket_holder: str | None = None
+        self._ticket_holders: dict[str, str] = {}
 
-    def claim_limit(self, lease_owner: str) -> int:
-        """How many jobs ``lease_owner`` should claim now: a batch's worth when the batch budget
-        has room and no other worker is claiming one, else one.
+    def claim_limit(self, realm_id: str, lease_owner: str) -> int:
+        """How many jobs of ``realm_id`` ``lease_owner`` should claim now: a batch's worth when
+        the realm's batch budget has room and no other worker is claiming one there, else one.
 
-        The worker given a batch's worth holds the batch ticket until ``claim_done``, or until
-        its batch is booked, whichever comes first.
+        The worker given a batch's worth holds the realm's batch ticket until ``claim_done``, or
+        until its batch is booked, whichever comes first.
         """
         if self._batch_size <= 1:
             return 1
         with self._ticket_lock:
-            if self._ticket_holder is not None or time.monotonic() < self._singles_until:
+            if realm_id in self._ticket_holders:
                 return 1
-            self._ticket_holder = lease_owner
+            if time.monotonic() < self._singles_until.get(realm_id, 0.0):
+                return 1
+            self._singles_until.pop(realm_id, None)  # past: forget it (realms come and go)
+            self._ticket_holders[realm_id] = lease_owner
             return self._batch_size
 
     def claim_done(self, lease_owner: str) -> None:
-        """``lease_owner`` is done with what it claimed: give the batch ticket back if held."""
+        """``lease_owner`` is done with what it claimed: give back any batch ticket it holds."""
         with self._ticket_lock:
-            if self._ticket_holder == lease_owner:
-                self._ticket_holder = None
+            self._give_back(lease_owner)
+
+    def _give_back(self, lease_owner: str) -> None:
+        held = [realm for realm, owner in self._ticket_holders.items() if owner == lease_owner]
+        for realm_id in held:
+            del self._ticket_holders[realm_id]
 
     def _next_batch_in(self, realm_id: str, lease_owner: str) -> None:
-        """A batch was just booked or refused: claim singles until the budget has room again."""
+        """A batch was just booked or refused in ``realm_id``: claim singles there until its
+        budget has room again."""
         wait = self._limiter.batch_wait(realm_id) - _BATCH_MAX_WAIT_S
         with self._ticket_lock:
-            self._singles_until = time.monotonic() + max(0.0, wait)
-            if self._ticket_holder == lease_owner:
-                self._ticket_holder = None
+            self._singles_until[realm_id] = time.monotonic() + max(0.0, wait)
+            if self._ticket_holders.get(realm_id) == lease_owner:
+                del self._ticket_holders[realm_id]
 
     def process(self, jobs: list[ClaimedJob], lease_owner: str) -> None:
         """Sync ``jobs`` (claimed together), a batch per realm, and record each outcome.

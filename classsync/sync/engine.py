@@ -299,7 +299,7 @@ class SyncEngine:
         with self._uow_factory() as uow:
             jobs = uow.jobs.claim(
                 owner=lease_owner,
-                limit=self._batch_sync.claim_limit(lease_owner),
+                limit=self._batch_sync.claim_limit(realm_id, lease_owner),
                 lease=self._lease,
                 now=self._clock.now(),
                 realm_id=realm_id,

@@ -355,3 +355,39 @@ def test_identity_is_per_realm(any_database_url: str) -> None:
     assert isinstance(unknown, Rejection)
     assert unknown.code == "UNKNOWN_QB_ID"
     engine.dispose()
+
+
+def test_due_realms_lists_each_realm_with_due_work_once(any_database_url: str) -> None:
+    # Read as a skip from realm to realm over the per-realm claim index (migration 0009).
+    engine, sf = _factory(any_database_url)
+    _save(sf, [_valid(f"A {i}") for i in range(5)], realm="realm-a")
+    _save(sf, [_valid("C")], realm="realm-c")
+    _save(sf, [_valid("Later")], realm="realm-later")
+    _save(sf, [_valid("Leased")], realm="realm-leased")
+    with SqlAlchemyUnitOfWork(sf) as uow:
+        [later] = uow.jobs.claim(
+            owner="w", limit=1, lease=LEASE, now=_now(), realm_id="realm-later"
+        )
+        uow.jobs.retry_later(
+            later,
+            "w",
+            at=_now() + timedelta(hours=1),
+            error_code="QBO_UNAVAILABLE",
+            error_message="down",
+            count_attempt=True,
+            outcome_unknown=False,
+            now=_now(),
+        )
+        uow.jobs.claim(
+            owner="dead", limit=1, lease=timedelta(seconds=1), now=_now(), realm_id="realm-leased"
+        )
+        uow.commit()
+    with SqlAlchemyUnitOfWork(sf) as uow:
+        assert uow.jobs.due_realms(_now()) == ["realm-a", "realm-c"]
+        # The dead worker's lease runs out: its realm is due again.
+        assert uow.jobs.due_realms(_now() + timedelta(seconds=2)) == [
+            "realm-a",
+            "realm-c",
+            "realm-leased",
+        ]
+    engine.dispose()

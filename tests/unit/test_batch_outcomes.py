@@ -66,11 +66,25 @@ def test_a_row_another_transaction_holds_is_recorded_on_its_own() -> None:
 def test_due_jobs_are_combined_by_one_worker_at_a_time_while_the_budget_has_room() -> None:
     rig = make_rig(batch_size=30)
     batches = rig.engine._batch_sync
-    assert batches.claim_limit("w0") == 30
-    assert batches.claim_limit("w1") == 1  # w0 is claiming a batch: w1 takes a single job
+    assert batches.claim_limit("R", "w0") == 30
+    assert batches.claim_limit("R", "w1") == 1  # w0 is claiming a batch: w1 takes a single job
+    assert batches.claim_limit("other", "w2") == 30  # another realm has a budget of its own
     batches.claim_done("w0")
-    assert batches.claim_limit("w1") == 30
+    assert batches.claim_limit("R", "w1") == 30
     batches.claim_done("w1")
+    batches.claim_done("w2")
+
+
+def test_a_batch_in_one_realm_leaves_the_other_realms_batching() -> None:
+    rig = make_rig(batch_size=30, per_minute=500)  # QBO's own: a batch every 1.5 s per realm
+    rig.save("A1", "A2", "A3", realm="A")
+    rig.save("B1", "B2", "B3", realm="B")
+    rig.step(2)
+    # After A's batch A claims singles for a while; B's budget is its own, so B still batches.
+    assert [(c.operation, c.realm_id) for c in rig.qbo.calls] == [
+        ("batch_write", "A"),
+        ("batch_write", "B"),
+    ]
 
 
 def test_after_a_batch_workers_claim_singles_until_the_budget_has_room_again() -> None:
@@ -79,7 +93,8 @@ def test_after_a_batch_workers_claim_singles_until_the_budget_has_room_again() -
     rig.step()
     assert rig.qbo.operations() == ["batch_write"]
     batches = rig.engine._batch_sync
-    assert batches.claim_limit("w1") == 30  # the next batch is within the budget's wait
+    realm = rig.qbo.calls[0].realm_id
+    assert batches.claim_limit(realm, "w1") == 30  # the next batch is within the budget's wait
     batches.claim_done("w1")
     rig.step()
     assert rig.qbo.operations() == ["batch_write", "batch_write"]

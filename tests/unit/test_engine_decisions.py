@@ -51,7 +51,9 @@ class Rig:
     board: SettledBoard
     engine: SyncEngine
 
-    def save(self, *full_names: str, active: bool = True, qb_id: str = "") -> list[str]:
+    def save(
+        self, *full_names: str, active: bool = True, qb_id: str = "", realm: str = REALM
+    ) -> list[str]:
         """Store Classes as a ClassRequest would (one transaction); their class ids."""
         items = []
         for full_name in full_names:
@@ -67,7 +69,7 @@ class Rig:
             assert isinstance(checked, ValidClass), checked
             items.append(checked)
         with self.db.uow() as uow:
-            stored = uow.classes.save_batch(items, REALM, self.clock.now())
+            stored = uow.classes.save_batch(items, realm, self.clock.now())
             uow.commit()
         return [s.class_id for s in stored]  # type: ignore[union-attr]
 
@@ -94,11 +96,11 @@ class Rig:
             return self.clock.monotonic() - before
 
 
-def make_rig(*, batch_size: int = 1, **policy: Any) -> Rig:
+def make_rig(*, batch_size: int = 1, per_minute: int = 6000, **policy: Any) -> Rig:
     clock = FakeClock()
     db = FakeDatabase()
     qbo = FakeQboGateway()
-    limiter = RateLimiter(per_minute=6000, clock=clock.monotonic, sleep=clock.sleep)
+    limiter = RateLimiter(per_minute=per_minute, clock=clock.monotonic, sleep=clock.sleep)
     board = SettledBoard()
     settings = {"base_seconds": 1.0, "max_seconds": 8.0, "store_write_pauses": (0.0, 0.0)}
     engine = SyncEngine(

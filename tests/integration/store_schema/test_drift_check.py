@@ -23,7 +23,7 @@ def _execute(url: str, sql: str) -> None:
 def test_no_drift_after_upgrade(database_url: str) -> None:
     """Models and migrations agree (alembic check finds nothing to generate)."""
     check(database_url)
-    assert current(database_url) == head() == "0008_two_way"
+    assert current(database_url) == head() == "0009_job_realm_claim_index"
 
 
 def test_empty_database_has_no_revision(empty_database_url: str) -> None:
