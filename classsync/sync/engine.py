@@ -37,13 +37,7 @@ class Doorbell:
     def __init__(self, cap: int) -> None:
         self._condition = threading.Condition()
         self._rings = 0
-        self._waiting = 0  # workers inside ``wait``
         self._cap = max(1, cap)
-
-    def idle(self) -> int:
-        """Workers waiting for a ring that no ring already claims: who would answer one now."""
-        with self._condition:
-            return max(0, self._waiting - self._rings)
 
     def ring(self) -> None:
         """Wake one idle worker (or the next one to go idle)."""
@@ -61,11 +55,7 @@ class Doorbell:
         """Wait for a ring, at most ``timeout`` seconds."""
         with self._condition:
             if not self._rings:
-                self._waiting += 1
-                try:
-                    self._condition.wait(timeout)
-                finally:
-                    self._waiting -= 1
+                self._condition.wait(timeout)
             if self._rings:
                 self._rings -= 1
 
@@ -165,15 +155,18 @@ class SyncEngine:
         self._more_hands()
 
     def _more_hands(self) -> None:
-        """There may be work for one more worker: wake an idle one, else add one if a realm with
-        due work holds none (and ``max_workers`` allows), else leave a ring for the next worker
-        to go idle.
+        """There may be work for one more worker: add one when every worker holds a realm and a
+        realm with due work holds none (and ``max_workers`` allows); else ring, so that a free
+        worker looks (the rotation hands it the realm without a worker first).
 
+        "Free" is counted from the rotation (workers minus realms held), not from the doorbell:
+        rings pile up while everyone is busy, and a worker between two claims is free too.
         Adding only for a realm without a worker keeps the pool near one worker per busy realm
-        (plus the base), rather than growing to every QBO slot: a realm's further slots are
-        filled by workers taking turns, and the realms' limits are what bounds the calls.
+        plus the base, not one per QBO slot: every extra runnable thread costs the others GIL
+        time, and a realm's further slots are filled by workers taking turns.
         """
-        if not self._bell.idle() and self._rotation.has_unserved() and self._pool.grow():
+        free = self._pool.size - self._rotation.holding()
+        if free <= 0 and self._rotation.has_unserved() and self._pool.grow():
             return  # the new worker claims at once
         self._bell.ring()
 

@@ -102,6 +102,11 @@ class RealmRotation:
                     fallback = index
             return None if fallback is None else self._hold(fallback)
 
+    def holding(self) -> int:
+        """Workers holding a realm now (between ``take`` and ``release``)."""
+        with self._lock:
+            return sum(self._busy.values())
+
     def has_unserved(self) -> bool:
         """Does a realm with due work hold no worker, though it could start a QBO call now?"""
         with self._lock:

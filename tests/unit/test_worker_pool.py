@@ -147,8 +147,11 @@ def _save(db: FakeDatabase, realm_id: str, *names: str) -> None:
         uow.commit()
 
 
-def _idle_realm_synced_behind(busy_realms: int, *, workers: int, max_workers: int) -> bool:
-    """With every ``busy*`` realm inside a QBO call, does a Class of an idle realm sync?"""
+def _idle_realm_synced_behind(
+    busy_realms: int, *, workers: int, max_workers: int, blocked_calls: int | None = None
+) -> tuple[bool, int]:
+    """With ``blocked_calls`` (default: one per busy realm) QBO calls of ``busy*`` realms
+    blocked, does a Class of an idle realm sync? And how many workers ran then."""
     db = FakeDatabase()
     qbo = _SlowBusyRealms()
     limiter = RateLimiter(max_in_flight=10, per_minute=60_000, clock=time.monotonic)
@@ -167,16 +170,16 @@ def _idle_realm_synced_behind(busy_realms: int, *, workers: int, max_workers: in
         _save(db, f"busy{n}", *[f"Backlog {n}-{i}" for i in range(20)])
     engine.start()
     try:
-        for _ in range(busy_realms):  # every busy realm holds a worker blocked in QBO
+        for _ in range(busy_realms if blocked_calls is None else blocked_calls):
             assert qbo.blocked.acquire(timeout=10), "a busy realm never got a worker"
         _save(db, "idle", "Urgent")
         engine.wake("idle")
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
             if any(j.realm_id == "idle" and j.status == "SYNCED" for j in _jobs(db)):
-                return True
+                return True, engine._pool.size
             time.sleep(0.01)
-        return False
+        return False, engine._pool.size
     finally:
         qbo.release.set()
         engine.stop(timeout=5)
@@ -187,9 +190,21 @@ def _jobs(db: FakeDatabase) -> list[FakeJobRow]:
 
 
 def test_an_idle_realm_gets_a_worker_of_its_own_when_busy_realms_outnumber_the_workers() -> None:
-    assert _idle_realm_synced_behind(5, workers=2, max_workers=10)
+    synced, workers = _idle_realm_synced_behind(5, workers=2, max_workers=10)
+    assert synced
+    # One per busy realm (the per-realm cap is 1 here) and the idle one; two claims racing may
+    # add one more, but the pool never runs up to its cap.
+    assert 6 <= workers <= 7
+
+
+def test_no_worker_is_added_while_one_is_free() -> None:
+    # One busy realm holds all but one worker (the one kept back): that one serves the idle realm.
+    synced, workers = _idle_realm_synced_behind(1, workers=3, max_workers=10, blocked_calls=2)
+    assert synced
+    assert workers == 3
 
 
 def test_at_the_cap_the_idle_realm_waits_for_a_busy_realms_call() -> None:
     # The same with no room to grow: the guarantee stops at SYNC_MAX_WORKERS (documented).
-    assert not _idle_realm_synced_behind(3, workers=2, max_workers=3)
+    synced, _ = _idle_realm_synced_behind(3, workers=2, max_workers=3)
+    assert not synced
