@@ -96,12 +96,15 @@ def _configure_utc_session(engine: Engine, statement: str) -> None:
         dbapi_connection.commit()
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+def make_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False
+) -> Engine:
     """Create an Engine for any supported DATABASE_URL form (see ``normalize_database_url``).
 
     PostgreSQL and MySQL sessions run in UTC; MySQL uses READ COMMITTED (fewer gap locks
     around ``SKIP LOCKED`` queue claims); SQLite gets WAL, foreign keys, a busy timeout and
-    ``BEGIN IMMEDIATE`` transactions.
+    ``BEGIN IMMEDIATE`` transactions. ``pool_size`` connections are kept open; up to
+    ``max_overflow`` more are opened under load and closed when handed back.
     """
     sa_url: URL = make_url(normalize_database_url(url))
     kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": False}
@@ -110,8 +113,10 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         kwargs["connect_args"] = {"check_same_thread": False}
         if sa_url.database not in (None, "", ":memory:"):
             kwargs["pool_size"] = pool_size
+            kwargs["max_overflow"] = max_overflow
     else:
         kwargs["pool_size"] = pool_size
+        kwargs["max_overflow"] = max_overflow
         if backend == "mysql":
             kwargs["isolation_level"] = "READ COMMITTED"
     engine = create_engine(sa_url, **kwargs)

@@ -99,11 +99,10 @@ class SyncEngine:
         self._bell = Doorbell(cap=workers)
         self._stopping = threading.Event()
         self._keeper: threading.Thread | None = None
+        self._growing = threading.Lock()
+        limit = max(workers, max_workers or workers)
         self._pool = WorkerPool(
-            self._run,
-            base=workers,
-            limit=max(workers, max_workers or workers),
-            owner_prefix=self.process_owner,
+            self._run, base=workers, limit=limit, owner_prefix=self.process_owner
         )
         self._held: dict[str, list[str]] = {}  # lease owner -> class ids it is working on
         self._held_lock = threading.Lock()
@@ -165,9 +164,10 @@ class SyncEngine:
         plus the base, not one per QBO slot: every extra runnable thread costs the others GIL
         time, and a realm's further slots are filled by workers taking turns.
         """
-        free = self._pool.size - self._rotation.holding()
-        if free <= 0 and self._rotation.has_unserved() and self._pool.grow():
-            return  # the new worker claims at once
+        with self._growing:  # one decision at a time: racing claims would each add a worker
+            free = self._pool.size - self._rotation.holding()
+            if free <= 0 and self._rotation.has_unserved() and self._pool.grow():
+                return  # the new worker claims at once (and counts as free until it does)
         self._bell.ring()
 
     def stop(self, timeout: float = 20.0) -> None:
