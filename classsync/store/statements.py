@@ -122,12 +122,14 @@ CLAIM_PENDING_IN_REALM = CLAIM_PENDING.where(_IN_REALM)
 def _due_realms() -> Select[tuple[str]]:
     """The realms with a due job, read as a skip from realm to realm (a loose index scan).
 
-    ``SELECT DISTINCT`` would read every due pending row (every job of a backlog). Instead a
+    A plain read would visit every due pending row (every job of a backlog). Instead a
     recursive query asks, realm after realm, for the smallest realm id above the last one that
     has a due pending job: one probe of the ``(status, realmId, depth, nextAttemptAt)`` index per
-    realm. PostgreSQL, MariaDB and SQLite all run it (MIN, not ORDER BY ... LIMIT, so no
-    parenthesised LIMIT inside the UNION ALL, which SQLite refuses). Expired leases are few (at
-    most what the workers hold) and are read directly.
+    realm (MIN, not ORDER BY ... LIMIT, so no parenthesised LIMIT inside the UNION ALL, which
+    SQLite refuses). For PostgreSQL and SQLite only: MariaDB and MySQL stop a recursive query
+    after 1,000 iterations by default (``max_recursive_iterations``, ``cte_max_recursion_depth``),
+    so they read ``DUE_REALMS_DISTINCT``, which the same index answers without touching a row.
+    Expired leases are few (at most what the workers hold) and are read directly.
     """
     due_pending = and_(JOB.c.status == _PENDING, JOB.c.nextAttemptAt <= bindparam("due_by"))
     first = select(func.min(JOB.c.realmId).label("realmId")).where(due_pending)
@@ -153,6 +155,14 @@ def _due_realms() -> Select[tuple[str]]:
 # Realms with jobs due now (pending and due, or leases run out): whose turn the engine's
 # round-robin can give (sync/realm_rotation.py).
 DUE_REALMS = _due_realms()
+DUE_REALMS_DISTINCT = union(
+    select(JOB.c.realmId).where(
+        JOB.c.status == _PENDING, JOB.c.nextAttemptAt <= bindparam("due_by")
+    ),
+    select(JOB.c.realmId).where(
+        JOB.c.status == _IN_PROGRESS, JOB.c.leaseExpiresAt < bindparam("now")
+    ),
+)
 LEASE = (
     update(JOB)
     .where(JOB.c.classId.in_(bindparam("ids", expanding=True)))

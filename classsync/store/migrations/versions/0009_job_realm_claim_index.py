@@ -5,7 +5,9 @@ work once per poll. Without an index that leads with the realm, both read every 
 of every realm: with 13,001 pending jobs, 2.6 ms for each claim and 6.9 ms for the list of due
 realms on PostgreSQL (docs/performance.md, "e. realms"). With it, a claim walks the realm's own
 jobs in claim order and stops at its limit (0.03 ms), and the list skips from realm to realm
-(1.4 ms for 102 realms, whatever the backlog).
+(1.4 ms for 102 realms, whatever the backlog). On MariaDB (about 14,000 pending jobs) the claim
+went from 29-87 ms to under 0.5 ms, and the list, read from the index alone, from 41-74 ms to
+5-18 ms.
 
 MySQL and MariaDB cannot index TEXT without a prefix length, so ``"realmId"`` becomes
 VARCHAR(191) there, as in ``"QBClass"`` (realm ids are 19 digits). Other databases keep TEXT.
