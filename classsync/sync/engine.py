@@ -99,7 +99,6 @@ class SyncEngine:
         self._bell = Doorbell(cap=workers)
         self._stopping = threading.Event()
         self._keeper: threading.Thread | None = None
-        self._growing = threading.Lock()
         limit = max(workers, max_workers or workers)
         self._pool = WorkerPool(
             self._run, base=workers, limit=limit, owner_prefix=self.process_owner
@@ -164,11 +163,14 @@ class SyncEngine:
         plus the base, not one per QBO slot: every extra runnable thread costs the others GIL
         time, and a realm's further slots are filled by workers taking turns.
         """
-        with self._growing:  # one decision at a time: racing claims would each add a worker
-            free = self._pool.size - self._rotation.holding()
-            if free <= 0 and self._rotation.has_unserved() and self._pool.grow():
-                return  # the new worker claims at once (and counts as free until it does)
-        self._bell.ring()
+        if self._workers_free() > 0 or not self._pool.grow_if(self._worker_wanted):
+            self._bell.ring()
+
+    def _workers_free(self) -> int:
+        return self._pool.size - self._rotation.holding()
+
+    def _worker_wanted(self) -> bool:
+        return self._workers_free() <= 0 and self._rotation.has_unserved()
 
     def stop(self, timeout: float = 20.0) -> None:
         """Finish in-flight QBO calls (bounded by ``timeout``), then hand back leases."""

@@ -60,6 +60,8 @@ class WorkerPool:
         self._running: set[int] = set()
         self._threads: list[threading.Thread] = []
         self._closed = True  # until ``start``: an engine stepped by hand (tests) adds no thread
+        self._deciding = threading.Lock()  # see grow_if
+        self._asked = threading.Event()
 
     @property
     def size(self) -> int:
@@ -84,6 +86,25 @@ class WorkerPool:
         started = self._add()
         if started:
             log.debug("sync_worker_added", workers=self.size)
+        return started
+
+    def grow_if(self, wanted: Callable[[], bool]) -> bool:
+        """Start one extra worker if ``wanted()`` says so; True if this call started one.
+
+        One decision at a time (racing callers would each add a worker), and nobody waits for
+        it: a thread start can take a while on a busy machine, and the engine asks on every
+        claim, ingest and retry timer. A caller that finds a decision under way leaves a request
+        that the decider takes up before it lets go, so no request is lost.
+        """
+        self._asked.set()
+        started = False
+        while self._asked.is_set() and self._deciding.acquire(blocking=False):
+            try:
+                self._asked.clear()
+                if wanted():
+                    started = self.grow() or started
+            finally:
+                self._deciding.release()
         return started
 
     def retire(self, owner: str) -> bool:

@@ -71,6 +71,21 @@ def test_extra_workers_retire_down_to_the_base_and_their_owner_names_are_reused(
     assert pool.owners() == ["p-0", "p-1", "p-2"]  # every name that may hold a lease
 
 
+def test_a_growth_asked_for_during_another_decision_is_taken_up_not_lost() -> None:
+    pool, _ = _pool(base=1, limit=5)
+    pool.start()
+    asked_inside: list[bool] = []
+
+    def wanted() -> bool:
+        if not asked_inside:  # while deciding, another caller asks (and does not wait)
+            asked_inside.append(pool.grow_if(lambda: True))
+        return True
+
+    assert pool.grow_if(wanted)
+    assert asked_inside == [False]  # it did not decide itself...
+    assert pool.size == 3  # ...but its request was carried out by the decider
+
+
 def test_a_limit_below_the_base_is_refused() -> None:
     with pytest.raises(ValueError, match="base"):
         _pool(base=3, limit=2)
