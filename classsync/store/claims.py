@@ -28,9 +28,12 @@ def claim_due_jobs(
     Due = pending and past its next attempt time, or in progress with an expired lease (its
     worker died). PostgreSQL and MariaDB skip rows other replicas hold (FOR UPDATE SKIP LOCKED);
     SQLite serialises writers, so it is single-process only. ``realm_id`` restricts the claim
-    to one realm's jobs. At most five statements: due jobs (two), lease, snapshots, parents.
+    to one realm's jobs, and to one depth level (see ``one_level``). At most five statements:
+    due jobs (two), lease, snapshots, parents.
     """
     jobs = _due_jobs(connection, limit=limit, now=now, realm_id=realm_id)
+    if realm_id is not None:
+        jobs = one_level(jobs)
     if not jobs:
         return []
     ids = [job.classId for job in jobs]
@@ -49,6 +52,18 @@ def claim_due_jobs(
             )
         }
     return [_claimed(job, snapshots[job.classId], parents) for job in jobs]
+
+
+def one_level(jobs: list[Row[Any]]) -> list[Row[Any]]:
+    """The shallowest of ``jobs`` (the engine's claims, which become one batch).
+
+    A sub-class claimed with its parent cannot go in the parent's batch (it needs the parent's
+    QBO Id) and was handed back alone, one transaction and one wake-up timer each: for the
+    bench's families of one parent and nine sub-classes, 27 of every 30 Classes claimed. The
+    deeper jobs stay pending, unleased, and are claimed together once their parents are done.
+    """
+    shallowest = min((job.depth for job in jobs), default=0)
+    return [job for job in jobs if job.depth == shallowest]
 
 
 def _due_jobs(

@@ -47,8 +47,11 @@ class FakeJobStore:
             (j for j in jobs if j.status == JobStatus.PENDING.value and _due(j, due_by)),
             key=lambda j: (j.depth, j.next_attempt_at or now),
         )
+        due = (expired + pending)[:limit]
+        if realm_id is not None:  # one depth level, as the store's one_level
+            due = [j for j in due if j.depth == min(d.depth for d in due)]
         claimed = []
-        for job in (expired + pending)[:limit]:
+        for job in due:
             # A job reclaimed from a dead worker may have reached QBO: its outcome is unknown.
             job.outcome_unknown = job.outcome_unknown or job.status == JobStatus.IN_PROGRESS.value
             job.status = JobStatus.IN_PROGRESS.value

@@ -160,6 +160,19 @@ class TestClaiming:
         assert [j.snapshot.full_name for j in jobs] == ["A", "A:B", "A:B:C"]
         engine.dispose()
 
+    def test_a_claim_in_a_realm_takes_one_depth_level(self, any_database_url: str) -> None:
+        # The engine's claims become one batch: a sub-class claimed with its parent would only
+        # be handed back to wait for the parent's QBO Id.
+        engine, sf = _factory(any_database_url)
+        _save(sf, [_valid("Dept", "Region:Dept"), _valid("Other")], realm="r")
+        with SqlAlchemyUnitOfWork(sf) as uow:
+            first = uow.jobs.claim(owner="w", limit=10, lease=LEASE, now=_now(), realm_id="r")
+            second = uow.jobs.claim(owner="w", limit=10, lease=LEASE, now=_now(), realm_id="r")
+            uow.commit()
+        assert sorted(j.snapshot.full_name for j in first) == ["Other", "Region"]
+        assert [j.snapshot.full_name for j in second] == ["Region:Dept"]
+        engine.dispose()
+
     @pytest.mark.parametrize("backend", ["database_url", "mysql_database_url"])
     def test_concurrent_workers_never_claim_the_same_job(
         self, backend: str, request: pytest.FixtureRequest
