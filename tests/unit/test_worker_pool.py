@@ -132,6 +132,24 @@ def test_a_realm_that_cannot_call_qbo_now_asks_for_no_worker() -> None:
     assert rotation.has_unserved()
 
 
+def test_a_replica_adds_no_worker_past_its_share_of_a_realms_calls() -> None:
+    # The pool never widens what replicas may send together: a worker is only wanted for a realm
+    # where this replica's share of the in-flight slots has room, and every call takes a slot.
+    clock = FakeClock()
+    limiter = RateLimiter(
+        max_in_flight=3, per_minute=6000, clock=clock.monotonic, sleep=clock.sleep
+    )
+    rotation = RealmRotation(limiter, workers=8, refresh_seconds=1.0, clock=clock.monotonic)
+    limiter.set_replicas(2, rank=1)  # this replica's share: 1 of the realm's 3 slots
+    rotation.refresh(["A"], looked_at=clock.monotonic())
+    assert rotation.has_unserved()
+    assert rotation.take(set()) == "A"
+    assert not rotation.has_unserved() and rotation.take(set()) is None
+    limiter.set_replicas(4, rank=3)  # past the slots: no share at all
+    rotation.release("A")
+    assert not rotation.has_unserved()
+
+
 class _SlowBusyRealms(FakeQboGateway):
     """QBO where every call of a realm named ``busy*`` blocks until ``release`` is set."""
 
