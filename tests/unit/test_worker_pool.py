@@ -144,7 +144,8 @@ def test_a_replica_adds_no_worker_past_its_share_of_a_realms_calls() -> None:
     rotation.refresh(["A"], looked_at=clock.monotonic())
     assert rotation.has_unserved()
     assert rotation.take(set()) == "A"
-    assert not rotation.has_unserved() and rotation.take(set()) is None
+    assert not rotation.has_unserved()
+    assert rotation.take(set()) is None
     limiter.set_replicas(4, rank=3)  # past the slots: no share at all
     rotation.release("A")
     assert not rotation.has_unserved()
