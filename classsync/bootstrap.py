@@ -26,10 +26,9 @@ from classsync.store.class_reads import SqlAlchemyClassReader
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.migrate import upgrade
 from classsync.store.monitoring import StoreMonitor
-from classsync.store.remote_changes import SqlAlchemyRemoteUnitOfWork
 from classsync.store.replicas import ReplicaRegistry
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
-from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
+from classsync.store.unit_of_work import SqlAlchemyRemoteUnitOfWork, SqlAlchemyUnitOfWork
 from classsync.sync.clock import SystemClock
 from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.engine import SyncEngine

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from classsync.api.webhooks import WebhookServer
 from classsync.config import Settings
 from classsync.qbo.gateway import QuickbooksGateway
-from classsync.store.remote_changes import SqlAlchemyRemoteUnitOfWork
+from classsync.store.unit_of_work import SqlAlchemyRemoteUnitOfWork
 from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.pull import CdcPoller
