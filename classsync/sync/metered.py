@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 
 from classsync.domain import (
     ClassWrite,
@@ -16,16 +15,12 @@ from classsync.domain import (
     QboOutcomeUnknown,
     QboRejected,
     QboThrottled,
-    Rejection,
-    ValidClass,
 )
+from classsync.sync.metered_stores import MeteredClassStore, MeteredJobStore
 from classsync.sync.ports import (
-    ClaimedJob,
     ClassStore,
-    JobState,
     JobStore,
     QboGateway,
-    StoredClass,
     SyncMetrics,
     UnitOfWork,
 )
@@ -97,69 +92,6 @@ class MeteredGateway:
         return results
 
 
-class _MeteredClassStore:
-    """Forwards everything; notes Classes received to report after the commit."""
-
-    def __init__(
-        self, inner: ClassStore, pending: list[Callable[[], None]], metrics: SyncMetrics
-    ) -> None:
-        self._inner = inner
-        self._pending = pending
-        self._metrics = metrics
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def save_batch(
-        self, items: Sequence[ValidClass], realm_id: str, now: datetime
-    ) -> list[StoredClass | Rejection]:
-        results = self._inner.save_batch(items, realm_id, now)
-        count = len(items)
-        self._pending.append(lambda: self._metrics.class_received(count))
-        return results
-
-
-class _MeteredJobStore:
-    """Forwards everything; notes synced and failed outcomes to report after the commit."""
-
-    def __init__(
-        self, inner: JobStore, pending: list[Callable[[], None]], metrics: SyncMetrics
-    ) -> None:
-        self._inner = inner
-        self._pending = pending
-        self._metrics = metrics
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def record_synced(
-        self, claimed: ClaimedJob, owner: str, qbo: QboClass, now: datetime
-    ) -> JobState | None:
-        state = self._inner.record_synced(claimed, owner, qbo, now)
-        if state is not None:  # None: the lease was lost, another worker owns the outcome
-            self._pending.append(lambda: self._metrics.class_synced(claimed.realm_id))
-        return state
-
-    def record_synced_many(
-        self, synced: Sequence[tuple[ClaimedJob, QboClass]], owner: str, now: datetime
-    ) -> dict[str, JobState | None]:
-        states = self._inner.record_synced_many(synced, owner, now)
-        for claimed, _qbo in synced:
-            # Absent: left for record_synced (counted there); None: the lease was lost.
-            if states.get(claimed.class_id) is not None:
-                realm_id = claimed.realm_id
-                self._pending.append(lambda r=realm_id: self._metrics.class_synced(r))  # type: ignore[misc]
-        return states
-
-    def record_failed(
-        self, claimed: ClaimedJob, owner: str, *, error_code: str, error_message: str, now: datetime
-    ) -> None:
-        self._inner.record_failed(
-            claimed, owner, error_code=error_code, error_message=error_message, now=now
-        )
-        self._pending.append(lambda: self._metrics.class_failed(claimed.realm_id, error_code))
-
-
 class MeteredUnitOfWork:
     """A UnitOfWork whose Classes received and sync outcomes are reported once committed.
 
@@ -175,12 +107,12 @@ class MeteredUnitOfWork:
     @property
     def classes(self) -> ClassStore:
         """See UnitOfWork."""
-        return _MeteredClassStore(self._inner.classes, self._pending, self._metrics)
+        return MeteredClassStore(self._inner.classes, self._pending, self._metrics)
 
     @property
     def jobs(self) -> JobStore:
         """See UnitOfWork."""
-        return _MeteredJobStore(self._inner.jobs, self._pending, self._metrics)  # type: ignore[return-value]
+        return MeteredJobStore(self._inner.jobs, self._pending, self._metrics)
 
     def __enter__(self) -> Self:
         self._inner.__enter__()
