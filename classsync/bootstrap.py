@@ -33,10 +33,11 @@ from classsync.sync.clock import SystemClock
 from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
-from classsync.sync.metered import MeteredGateway, metered_uow_factory
+from classsync.sync.metered import MeteredChangeFeed, MeteredGateway, metered_uow_factory
 from classsync.sync.ports import JobStatus, QboGateway, SyncMetrics, UnitOfWork
 from classsync.sync.reads import ClassReadService
 from classsync.sync.remote_changes import RemoteChangeApplier
+from classsync.sync.remote_ports import QboChangeFeed
 from classsync.sync.replicas import ReplicaHeartbeat
 from classsync.sync.retry_policy import RetryPolicy
 from classsync.sync.service import IngestService
@@ -263,10 +264,11 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         interval=_HEARTBEAT_INTERVAL_S,
         clock=SystemClock().now,
     )
+    feed: QboChangeFeed = gateway if metrics is None else MeteredChangeFeed(gateway, metrics)
     two_way = build_two_way(
         settings,
         storage.remote_uow,
-        gateway,
+        feed,
         limiter,
         applier,
         conflicts,

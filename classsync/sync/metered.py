@@ -1,13 +1,19 @@
-"""Ports wrapped to report to SyncMetrics: QBO requests as they end, outcomes once committed."""
+"""Ports wrapped to report to SyncMetrics: QBO requests as they end, outcomes once committed.
+
+The QBO requests of the engine (``QboGateway``) and of reading changes back (``QboChangeFeed``:
+CDC poller, webhook worker) are all counted in the same request metric.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Self, TypeVar
 
 from classsync.domain import (
+    ChangePage,
     ClassWrite,
     QboClass,
     QboDisconnected,
@@ -24,6 +30,7 @@ from classsync.sync.ports import (
     SyncMetrics,
     UnitOfWork,
 )
+from classsync.sync.remote_ports import QboChangeFeed
 
 _T = TypeVar("_T")
 
@@ -44,6 +51,22 @@ def request_outcome(error: BaseException | None) -> str:
     return "retryable" if isinstance(error, QboError) else "internal_error"
 
 
+def _timed(metrics: SyncMetrics, realm_id: str, operation: str, call: Callable[[], _T]) -> _T:
+    """Run one QBO request; report its duration and outcome under ``operation`` as it ends."""
+    started = time.perf_counter()
+    error: BaseException | None = None
+    try:
+        return call()
+    except BaseException as caught:
+        error = caught
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics.qbo_request(realm_id, operation, request_outcome(error), elapsed)
+        if isinstance(error, QboThrottled):
+            metrics.throttled(realm_id)
+
+
 class MeteredGateway:
     """A QboGateway that times every request and reports its outcome."""
 
@@ -52,18 +75,7 @@ class MeteredGateway:
         self._metrics = metrics
 
     def _timed(self, realm_id: str, operation: str, call: Callable[[], _T]) -> _T:
-        started = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            return call()
-        except BaseException as caught:
-            error = caught
-            raise
-        finally:
-            elapsed = time.perf_counter() - started
-            self._metrics.qbo_request(realm_id, operation, request_outcome(error), elapsed)
-            if isinstance(error, QboThrottled):
-                self._metrics.throttled(realm_id)
+        return _timed(self._metrics, realm_id, operation, call)
 
     def create(self, realm_id: str, write: ClassWrite) -> QboClass:
         """See QboGateway."""
@@ -90,6 +102,40 @@ class MeteredGateway:
             if isinstance(result, QboThrottled):
                 self._metrics.throttled(realm_id)
         return results
+
+
+class MeteredChangeFeed:
+    """A QboChangeFeed (the CDC poller's and webhook worker's QBO calls) timed like the gateway.
+
+    The operation label names the QBO request: ``cdc``, ``query`` (a page of every Class, the
+    same endpoint ``find_by_name`` uses) and ``read``.
+    """
+
+    def __init__(self, inner: QboChangeFeed, metrics: SyncMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def list_changed(self, realm_id: str, changed_since: datetime) -> ChangePage:
+        """See QboChangeFeed."""
+        return _timed(
+            self._metrics,
+            realm_id,
+            "cdc",
+            lambda: self._inner.list_changed(realm_id, changed_since),
+        )
+
+    def query_page(self, realm_id: str, start_position: int, max_results: int) -> ChangePage:
+        """See QboChangeFeed."""
+        return _timed(
+            self._metrics,
+            realm_id,
+            "query",
+            lambda: self._inner.query_page(realm_id, start_position, max_results),
+        )
+
+    def read(self, realm_id: str, qbo_id: str) -> QboClass:
+        """See QboChangeFeed."""
+        return _timed(self._metrics, realm_id, "read", lambda: self._inner.read(realm_id, qbo_id))
 
 
 class MeteredUnitOfWork:

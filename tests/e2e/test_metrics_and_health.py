@@ -187,3 +187,46 @@ def test_serve_refuses_a_metrics_address_in_use(database_url: str, sandbox: Any)
     assert done.returncode == 2, done.stdout + done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("classsync: configuration error: METRICS_ADDRESS")
+
+
+def _requests(svc: Service, operation: str) -> float:
+    """classsync_qbo_requests_total of the service's realm for one operation, outcome ok."""
+    return sample(
+        svc,
+        "classsync_qbo_requests_total",
+        realm=svc.realm_id,
+        operation=operation,
+        outcome="ok",
+    )
+
+
+def test_qbo_calls_reading_changes_back_are_counted(
+    service_factory: Any, sandbox_factory: Any
+) -> None:
+    box = sandbox_factory()
+    verifier = "metrics-verifier-token"
+    svc: Service = service_factory(
+        sandbox_=box,
+        realm_=box.admin.create_realm(),
+        qbo_cdc_interval_seconds=0.5,
+        webhook_address="127.0.0.1:0",
+        qbo_webhook_verifier_token=verifier,
+    )
+    # No CDC mark yet: the poller's first round reads every Class (a query), then polls CDC.
+    wait_until(lambda: _requests(svc, "query") >= 1, "the full read counted as a query")
+    wait_until(lambda: _requests(svc, "cdc") >= 1, "a CDC poll counted")
+    assert _requests(svc, "read") == 0  # nothing was notified yet
+
+    two_way = svc.app.two_way
+    assert two_way is not None
+    assert two_way.webhooks is not None
+    box.admin.update_config(
+        webhook_url=f"http://127.0.0.1:{two_way.webhooks.port}/webhooks/qbo",
+        webhook_verifier_token=verifier,
+    )
+    created = box.admin.create_class(svc.realm_id, "Made In QBO")
+    # The webhook worker reads the notified Class back from QBO (the engine made no call).
+    wait_until(lambda: _requests(svc, "read") >= 1, "the webhook worker's read counted")
+    wait_until(lambda: any(r.qb_id == created["Id"] for r in svc.rows()), "the Class applied")
+    timed = sample(svc, "classsync_qbo_request_seconds_count", operation="cdc")
+    assert timed >= 1

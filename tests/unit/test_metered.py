@@ -10,9 +10,10 @@ import inspect
 
 import pytest
 
-from classsync.sync.metered import MeteredGateway, MeteredUnitOfWork
+from classsync.sync.metered import MeteredChangeFeed, MeteredGateway, MeteredUnitOfWork
 from classsync.sync.metered_stores import MeteredClassStore, MeteredJobStore
 from classsync.sync.ports import ClassStore, JobStore, QboGateway, UnitOfWork
+from classsync.sync.remote_ports import QboChangeFeed
 
 pytestmark = pytest.mark.unit
 
@@ -20,6 +21,7 @@ _WRAPPERS: list[tuple[type, type]] = [
     (ClassStore, MeteredClassStore),
     (JobStore, MeteredJobStore),
     (QboGateway, MeteredGateway),
+    (QboChangeFeed, MeteredChangeFeed),
     (UnitOfWork, MeteredUnitOfWork),
 ]
 
