@@ -19,6 +19,7 @@ from classsync.domain import (
     ValidClass,
     validate,
 )
+from classsync.sync.caller_outcomes import with_job_state
 from classsync.sync.clock import SystemClock
 from classsync.sync.ports import (
     Clock,
@@ -263,28 +264,13 @@ def _settled(state: JobState) -> bool:
 
 
 def _outcome(accepted: Accepted, state: JobState | None) -> ClassOutcome:
-    if state is None:
-        status, code, message, qb_id, token = SyncStatus.PENDING, "", "", "", ""
-    else:
-        status = SyncStatus(state.status) if _settled(state) else SyncStatus.PENDING
-        code = state.error_code or ""
-        message = state.error_message or ""
-        qb_id = state.qb_id or ""
-        token = str(state.version_token) if state.qb_id else ""
-        if status is SyncStatus.SYNCED:
-            code = message = ""
-        elif status is SyncStatus.PENDING and not code:
-            code = ErrorCode.TIMED_OUT.value
-            message = "not synced to QBO yet; it is stored and will sync"
-    return ClassOutcome(
+    base = ClassOutcome(
         stream_index=accepted.stream_index,
         request_index=accepted.request_index,
-        status=status,
+        status=SyncStatus.PENDING,
         name=accepted.name,
         full_name=accepted.full_name,
         id=accepted.class_id,
-        qb_id=qb_id,
-        sync_token=token,
-        error_code=code,
-        error_message=message,
     )
+    # The caller waited for QBO: a job still pending at the deadline has timed out.
+    return with_job_state(base, state, unsettled_is_timed_out=True)
