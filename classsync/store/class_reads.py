@@ -50,11 +50,18 @@ class SqlAlchemyClassReader:
         qb_ids: Sequence[str],
         full_name_keys: Sequence[str],
     ) -> list[ClassView]:
-        """The realm's Classes whose id, QBO Id or QBO-form full name is listed; each once."""
+        """The realm's Classes whose id, QBO Id, QBO-form full name or caller key is listed;
+        each once.
+
+        A full name is looked up in ``callerKey`` too: a Class renamed or moved in QBO is still
+        found by the name its caller last sent (which of two rows answers is sync's choice).
+        """
+        names = list(dict.fromkeys(full_name_keys))
         lookups: list[tuple[InstrumentedAttribute[Any], list[str]]] = [
             (QBClass.id, _canonical_uuids(dict.fromkeys(ids))),
             (QBClass.qb_id, list(dict.fromkeys(qb_ids))),
-            (QBClass.full_name_key, list(dict.fromkeys(full_name_keys))),
+            (QBClass.full_name_key, names),
+            (QBClass.caller_key, names),
         ]
         found: dict[str, ClassView] = {}
         with self._session_factory() as session:
@@ -79,6 +86,7 @@ def _views(realm_id: str) -> Select[Any]:
             SyncJob.generation,
             SyncJob.last_error_code,
             SyncJob.last_error_message,
+            QBClass.caller_key,
         )
         .join(SyncJob, SyncJob.class_id == QBClass.id)
         .where(QBClass.realm_id == realm_id)

@@ -357,6 +357,9 @@ class ClassView:
     generation: int
     error_code: str | None
     error_message: str | None
+    # The identity key the caller last sent for it: the name a Class renamed or moved in QBO is
+    # still asked for by (docs/architecture.md, "The conflict rule").
+    caller_key: str | None = None
 
 
 class ClassReader(Protocol):
@@ -369,7 +372,8 @@ class ClassReader(Protocol):
         qb_ids: Sequence[str],
         full_name_keys: Sequence[str],
     ) -> list[ClassView]:
-        """The realm's Classes whose id, QBO Id or QBO-form full name is listed; each once."""
+        """The realm's Classes whose id, QBO Id, QBO-form full name or last key the caller sent
+        (``caller_key``) is listed; each once."""
         ...
 
 

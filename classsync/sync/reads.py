@@ -177,10 +177,14 @@ def _key_of(key: _Key) -> str:
 
 
 def _match(keys: Sequence[_Key], views: Sequence[ClassView], realm_id: str) -> list[ClassOutcome]:
+    # A full name finds the row holding it now, else the row whose caller last sent it (a Class
+    # renamed or moved in QBO since): holders are laid over the caller keys.
+    by_name = {v.caller_key: v for v in views if v.caller_key}
+    by_name.update({v.key: v for v in views if v.key})
     by_kind: dict[str, dict[str, ClassView]] = {
         ID: {v.class_id: v for v in views},
         QB_ID: {v.qb_id: v for v in views if v.qb_id},
-        FULL_NAME: {v.key: v for v in views if v.key},
+        FULL_NAME: by_name,
     }
     answered: set[str] = set()
     outcomes: list[ClassOutcome] = []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -214,6 +216,51 @@ class TestWatchClasses:
         with pytest.raises(grpc.RpcError) as error:
             list(watch)
         assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class TestRenamedInQbo:
+    def test_a_full_name_read_finds_the_class_by_the_name_its_caller_last_sent(
+        self, service_factory: Callable[..., Service]
+    ) -> None:
+        service = service_factory(qbo_cdc_interval_seconds=0.5)
+        [reply] = service.send(
+            [klass("Company"), klass("Software Dept", "Company / Software Dept")]
+        )
+        parent, child = reply.results
+        admin, realm = service.sandbox.admin, service.realm_id
+        admin.rename_class(realm, parent.qb_id, "Holding")
+        _wait_until(
+            lambda: (
+                {r.id: r.full_name for r in service.rows()}[child.id] == "Holding:Software Dept"
+            ),
+            "the rename to be read back",
+        )
+
+        # The caller still says "Company": both Classes are found, under their names now.
+        got = _get(service, full_names=["Company", "Company / Software Dept", "Holding"])
+        assert [(r.id, r.full_name, r.status) for r in got.results] == [
+            (parent.id, "Holding", "SYNCED"),
+            (child.id, "Holding:Software Dept", "SYNCED"),
+        ]  # "Holding" named the parent again: answered once
+
+        # A Class holding the name now wins over the one its caller last sent it for.
+        created = admin.create_class(realm, "Company")
+        _wait_until(
+            lambda: any(r.qb_id == created["Id"] for r in service.rows()), "the new Class read"
+        )
+        [holder] = _get(service, full_names=["Company"]).results
+        assert holder.qb_id == created["Id"]
+        assert holder.id != parent.id
+        [renamed] = _get(service, qb_ids=[parent.qb_id]).results
+        assert renamed.full_name == "Holding"
 
 
 @pytest.mark.parametrize("backend", ["sqlite_database_url", "mysql_database_url"])
