@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +13,7 @@ from classsync.api._generated import class_service_pb2 as pb
 from classsync.api.convert import SUCCESS_MESSAGE
 from classsync.api.realm import REALM_KEY
 from tests.e2e.conftest import Service, klass
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -218,14 +218,6 @@ class TestWatchClasses:
         assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 class TestRenamedInQbo:
     def test_a_full_name_read_finds_the_class_by_the_name_its_caller_last_sent(
         self, service_factory: Callable[..., Service]
@@ -237,11 +229,12 @@ class TestRenamedInQbo:
         parent, child = reply.results
         admin, realm = service.sandbox.admin, service.realm_id
         admin.rename_class(realm, parent.qb_id, "Holding")
-        _wait_until(
+        wait_for(
             lambda: (
                 {r.id: r.full_name for r in service.rows()}[child.id] == "Holding:Software Dept"
             ),
-            "the rename to be read back",
+            timeout=5.0,
+            what="the rename to be read back",
         )
 
         # The caller still says "Company": both Classes are found, under their names now.
@@ -253,8 +246,10 @@ class TestRenamedInQbo:
 
         # A Class holding the name now wins over the one its caller last sent it for.
         created = admin.create_class(realm, "Company")
-        _wait_until(
-            lambda: any(r.qb_id == created["Id"] for r in service.rows()), "the new Class read"
+        wait_for(
+            lambda: any(r.qb_id == created["Id"] for r in service.rows()),
+            timeout=5.0,
+            what="the new Class read",
         )
         [holder] = _get(service, full_names=["Company"]).results
         assert holder.qb_id == created["Id"]

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -18,21 +17,12 @@ from sqlalchemy import func, select
 
 from classsync.store.models import QBClass, SyncJob, WebhookEvent
 from tests.e2e.conftest import Service, klass
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
 VERIFIER = "e2e-verifier-token"
 SUCCESS_MESSAGE = "✅ Classes created and synced successfully"
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``condition`` until true; returns the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def rows_by_qb_id(service: Service) -> dict[str, QBClass]:
@@ -136,7 +126,11 @@ class Seeded:
         """The accountant renames a seeded Class; with ``read_back``, wait until it is local."""
         self.admin.rename_class(self.realm, self.ids[full_name], new_name)
         if read_back:
-            wait_until(lambda: local_follows_qbo(self.service), 3.0, "the rename to be read back")
+            wait_for(
+                lambda: local_follows_qbo(self.service),
+                timeout=3.0,
+                what="the rename to be read back",
+            )
 
 
 @pytest.fixture
@@ -161,7 +155,9 @@ def webhook_seeded(
         box = sandbox_factory(port=0, **sandbox_options)
         service = webhook_service(service_factory, box, qbo_cdc_interval_seconds=cdc_seconds)
         seeded = Seeded(service, seed(service))
-        wait_until(lambda: box.admin.counters()["webhooks_pending"] == 0, 5.0, "seed webhooks")
+        wait_for(
+            lambda: box.admin.counters()["webhooks_pending"] == 0, timeout=5.0, what="seed webhooks"
+        )
         return seeded
 
     return start
@@ -178,7 +174,11 @@ class TestPullThroughCdc:
         admin.set_class_active(realm, ids["Dept A"], False)
         created = admin.create_class(realm, "Made In QBO", parent_id=ids["Dept B"])
 
-        wait_until(lambda: local_follows_qbo(world.service), 3.0, "the CDC poll to apply the edits")
+        wait_for(
+            lambda: local_follows_qbo(world.service),
+            timeout=3.0,
+            what="the CDC poll to apply the edits",
+        )
         rows = rows_by_qb_id(world.service)
         assert rows[ids["Dept A:Team"]].full_name == "Dept B:Squad"
         assert rows[ids["Dept A"]].is_active is False
@@ -217,10 +217,10 @@ class TestPullThroughCdc:
         box = sandbox_factory(port=0)
         realm = box.admin.create_realm()
         service = service_factory(sandbox_=box, realm_=realm, qbo_cdc_interval_seconds=1.0)
-        wait_until(lambda: _polls(box) >= 1, 5.0, "the first poll (a full read)")
+        wait_for(lambda: _polls(box) >= 1, timeout=5.0, what="the first poll (a full read)")
         for n in range(1005):
             box.admin.create_class(realm["realm_id"], f"Accountant {n}")
-        wait_until(lambda: len(service.rows()) == 1005, 60.0, "every change")
+        wait_for(lambda: len(service.rows()) == 1005, timeout=60.0, what="every change")
         assert local_follows_qbo(service)
         cdc = box.admin.counters()["requests"]["cdc"]
         assert sum(cdc.values()) >= 2
@@ -238,13 +238,15 @@ class TestPushThroughWebhooks:
         world = webhook_seeded()
         ids, admin, realm = world.ids, world.admin, world.realm
         admin.rename_class(realm, ids["Dept A:Team"], "Squad")
-        took = wait_until(
-            lambda: rows_by_qb_id(world.service)[ids["Dept A:Team"]].name == "Squad", 3.0, "rename"
+        took = wait_for(
+            lambda: rows_by_qb_id(world.service)[ids["Dept A:Team"]].name == "Squad",
+            timeout=3.0,
+            what="rename",
         )
         assert took < 2.0
         admin.set_class_active(realm, ids["Dept B"], False)
         admin.move_class(realm, ids["Dept A:Team"], None)
-        wait_until(lambda: local_follows_qbo(world.service), 3.0, "deactivate and move")
+        wait_for(lambda: local_follows_qbo(world.service), timeout=3.0, what="deactivate and move")
         assert rows_by_qb_id(world.service)[ids["Dept A:Team"]].full_name == "Squad"
 
     def test_a_bad_or_missing_signature_is_refused_and_nothing_is_stored(
@@ -272,22 +274,28 @@ class TestPushThroughWebhooks:
     def test_the_legacy_format_is_accepted(self, webhook_seeded: Callable[..., Seeded]) -> None:
         world = webhook_seeded(webhook_format="legacy")
         world.rename_in_qbo("Dept B", "Dept Bee", read_back=False)
-        wait_until(lambda: local_follows_qbo(world.service), 3.0, "the legacy notification")
+        wait_for(
+            lambda: local_follows_qbo(world.service), timeout=3.0, what="the legacy notification"
+        )
 
     def test_a_delivery_sent_twice_is_applied_once(
         self, webhook_seeded: Callable[..., Seeded]
     ) -> None:
         world = webhook_seeded(webhook_duplicate_deliveries=True)
         service, box = world.service, world.service.sandbox
-        wait_until(lambda: _unprocessed(service) == 0, 5.0, "seed events processed")
+        wait_for(lambda: _unprocessed(service) == 0, timeout=5.0, what="seed events processed")
         events_before = inbox_count(service)
         reads_before = _reads(box)
         sent_before = box.admin.counters()["webhooks_sent"]
 
         world.rename_in_qbo("Dept B", "Dept Bee", read_back=False)
-        wait_until(lambda: box.admin.counters()["webhooks_sent"] >= sent_before + 2, 5.0, "2 sends")
-        wait_until(lambda: local_follows_qbo(service), 3.0, "the rename")
-        wait_until(lambda: _unprocessed(service) == 0, 5.0, "events processed")
+        wait_for(
+            lambda: box.admin.counters()["webhooks_sent"] >= sent_before + 2,
+            timeout=5.0,
+            what="2 sends",
+        )
+        wait_for(lambda: local_follows_qbo(service), timeout=3.0, what="the rename")
+        wait_for(lambda: _unprocessed(service) == 0, timeout=5.0, what="events processed")
         assert inbox_count(service) == events_before + 1  # one event, stored once
         assert _reads(box) == reads_before + 1  # read from QBO once
 
@@ -411,10 +419,12 @@ class TestWebhookOutage:
         admin.set_class_active(realm, ids["Dept A"], False)
         for n in range(5):
             admin.create_class(realm, f"Outage {n}")
-        wait_until(
-            lambda: admin.counters()["webhook_events_failed"] > failed_before, 5.0, "lost webhooks"
+        wait_for(
+            lambda: admin.counters()["webhook_events_failed"] > failed_before,
+            timeout=5.0,
+            what="lost webhooks",
         )
-        wait_until(lambda: local_follows_qbo(service), 6.0, "CDC to catch up")
+        wait_for(lambda: local_follows_qbo(service), timeout=6.0, what="CDC to catch up")
 
         # The whole server down: edits made meanwhile are read at the next start.
         db_url = service.settings.database_url
@@ -428,7 +438,7 @@ class TestWebhookOutage:
             realm_={"realm_id": realm, "refresh_token": admin.issue_tokens(realm)["refresh_token"]},
             qbo_cdc_interval_seconds=30.0,
         )
-        wait_until(lambda: local_follows_qbo(again), 5.0, "the catch-up poll at start")
+        wait_for(lambda: local_follows_qbo(again), timeout=5.0, what="the catch-up poll at start")
         keys = {row.full_name for row in again.rows()}
         assert {"Dept Bee:Squad", "While Down", "Outage 4"} <= keys
         with again.app.storage.session_factory() as session:
@@ -456,4 +466,4 @@ class TestEveryConnectedRealm:
             row = next(r for r in service.rows() if r.id == reply.results[0].id)
             return row.name == "Renamed In QBO" and row.realm_id == realm_id
 
-        wait_until(renamed, 5.0, "the second company's CDC poll to apply the rename")
+        wait_for(renamed, timeout=5.0, what="the second company's CDC poll to apply the rename")
