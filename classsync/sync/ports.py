@@ -285,21 +285,11 @@ class JobStore(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
-    """One transaction with the stores bound to it. Leaving without ``commit()`` rolls back.
+class Transaction(Protocol):
+    """A unit of work's lifecycle: one transaction, rolled back on leaving without ``commit()``.
 
     Storage failures inside the block leave it as ``StoreConflict`` or ``StoreUnavailable``.
     """
-
-    @property
-    def classes(self) -> ClassStore:
-        """The Class rows, in this transaction."""
-        ...
-
-    @property
-    def jobs(self) -> JobStore:
-        """The job queue, in this transaction."""
-        ...
 
     def __enter__(self) -> Self: ...
 
@@ -312,6 +302,20 @@ class UnitOfWork(Protocol):
 
     def commit(self) -> None:
         """Make the work durable."""
+        ...
+
+
+class UnitOfWork(Transaction, Protocol):
+    """One transaction over the Class rows and the job queue."""
+
+    @property
+    def classes(self) -> ClassStore:
+        """The Class rows, in this transaction."""
+        ...
+
+    @property
+    def jobs(self) -> JobStore:
+        """The job queue, in this transaction."""
         ...
 
     def rollback(self) -> None:

@@ -26,11 +26,20 @@ _WRAPPERS: list[tuple[type, type]] = [
 ]
 
 
+def _declared(port: type) -> dict[str, object]:
+    """What ``port`` and the port protocols it extends declare (its own declarations win)."""
+    members: dict[str, object] = {}
+    for cls in reversed(port.__mro__):
+        if cls.__module__.startswith("classsync."):
+            members.update(vars(cls))
+    return members
+
+
 def _port_methods(port: type) -> list[str]:
     """The methods and properties a port declares (public ones, and the context manager)."""
     return sorted(
         name
-        for name, member in vars(port).items()
+        for name, member in _declared(port).items()
         if (not name.startswith("_") or name in {"__enter__", "__exit__"})
         and (inspect.isfunction(member) or isinstance(member, property))
     )
@@ -48,7 +57,7 @@ def test_every_port_method_is_written_out_in_the_wrapper(port: type, wrapper: ty
 @pytest.mark.parametrize(("port", "wrapper"), _WRAPPERS, ids=lambda c: c.__name__)
 def test_wrapper_methods_take_the_ports_parameters(port: type, wrapper: type) -> None:
     for name in _port_methods(port):
-        declared = vars(port)[name]
+        declared = _declared(port)[name]
         if isinstance(declared, property):
             assert isinstance(vars(wrapper)[name], property), name
             continue
