@@ -22,8 +22,10 @@ from classsync.domain import (
 from classsync.sync.ports import (
     ClaimedJob,
     ClassStore,
+    JobLease,
     JobState,
     JobStore,
+    OneClassStore,
     QboGateway,
     StoredClass,
     SyncMetrics,
@@ -213,3 +215,20 @@ def metered_uow_factory(
 ) -> Callable[[], UnitOfWork]:
     """``factory`` whose units of work report to ``metrics``."""
     return lambda: MeteredUnitOfWork(factory(), metrics)
+
+
+class MeteredOneClassStore:
+    """``OneClassStore`` whose stored Class is counted as received (it commits on its own)."""
+
+    def __init__(self, inner: OneClassStore, metrics: SyncMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def store_new(
+        self, item: ValidClass, realm_id: str, now: datetime, lease: JobLease | None
+    ) -> StoredClass | None:
+        """Forward; count the Class once stored."""
+        stored = self._inner.store_new(item, realm_id, now, lease)
+        if stored is not None:
+            self._metrics.class_received(1)
+        return stored
