@@ -70,7 +70,8 @@ def test_each_hand_off_leases_under_its_own_owner() -> None:
     hand_off, _, _ = _hand_off(workers=10)
     with hand_off.idle(), hand_off.idle():
         first, second = hand_off.reserve("A"), hand_off.reserve("B")
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     assert first.owner != second.owner
     assert first.owner.startswith("proc-")
 
@@ -85,7 +86,7 @@ def test_a_realm_at_its_in_flight_share_gets_no_hand_off() -> None:
 
 
 def test_a_cancelled_reservation_frees_the_worker_and_the_realm() -> None:
-    hand_off, rotation, _ = _hand_off(workers=2)
+    hand_off, _rotation, _ = _hand_off(workers=2)
     with hand_off.idle():
         assert hand_off.reserve("A") is not None
         hand_off.cancel("A")
