@@ -27,6 +27,7 @@ from classsync.store.database import dialect_name, make_engine, make_session_fac
 from classsync.store.migrate import upgrade
 from classsync.store.monitoring import StoreMonitor
 from classsync.store.one_class import PostgresOneClassStore
+from classsync.store.one_outcome import PostgresOneStatementOutcome
 from classsync.store.remote_changes import SqlAlchemyRemoteUnitOfWork
 from classsync.store.replicas import ReplicaRegistry
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
@@ -35,8 +36,20 @@ from classsync.sync.clock import SystemClock
 from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
-from classsync.sync.metered import MeteredGateway, MeteredOneClassStore, metered_uow_factory
-from classsync.sync.ports import JobStatus, OneClassStore, QboGateway, SyncMetrics, UnitOfWork
+from classsync.sync.metered import (
+    MeteredGateway,
+    MeteredOneClassStore,
+    MeteredOneStatementOutcome,
+    metered_uow_factory,
+)
+from classsync.sync.ports import (
+    JobStatus,
+    OneClassStore,
+    OneStatementOutcome,
+    QboGateway,
+    SyncMetrics,
+    UnitOfWork,
+)
 from classsync.sync.reads import ClassReadService
 from classsync.sync.remote_changes import RemoteChangeApplier
 from classsync.sync.replicas import ReplicaHeartbeat
@@ -204,6 +217,7 @@ def build_engine(
         if applier is None
         else (lambda realm, qbo: applier.apply(realm, [qbo])),
         conflicts=None if applier is None else applier.conflicts,
+        one_statement=one_statement_outcome(storage, metrics),
     )
 
 
@@ -286,6 +300,16 @@ def one_class_store(storage: Storage, metrics: SyncMetrics | None) -> OneClassSt
         return None
     store: OneClassStore = PostgresOneClassStore(storage.engine)
     return store if metrics is None else MeteredOneClassStore(store, metrics)
+
+
+def one_statement_outcome(
+    storage: Storage, metrics: SyncMetrics | None
+) -> OneStatementOutcome | None:
+    """The engine's one-statement record of a synced job, where the database has one."""
+    if dialect_name(storage.engine) != "postgresql":
+        return None
+    outcome: OneStatementOutcome = PostgresOneStatementOutcome(storage.engine)
+    return outcome if metrics is None else MeteredOneStatementOutcome(outcome, metrics)
 
 
 def store_monitor(settings: Settings, storage: Storage) -> StoreMonitor:

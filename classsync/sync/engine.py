@@ -17,7 +17,7 @@ from classsync.sync.hand_off import HandOff
 from classsync.sync.job_sync import JobSync
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.outcomes import Outcomes
-from classsync.sync.ports import ClaimedJob, Clock, QboGateway, UnitOfWork
+from classsync.sync.ports import ClaimedJob, Clock, OneStatementOutcome, QboGateway, UnitOfWork
 from classsync.sync.realm_rotation import RealmRotation
 from classsync.sync.remote_ports import ConflictRecorder
 from classsync.sync.retry_policy import RetryPolicy
@@ -83,6 +83,7 @@ class SyncEngine:
         clock: Clock | None = None,
         remote_changed: Callable[[str, QboClass], int] | None = None,
         conflicts: ConflictRecorder | None = None,
+        one_statement: OneStatementOutcome | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._limiter = limiter
@@ -112,6 +113,7 @@ class SyncEngine:
             wake=self.wake,
             poll_seconds=poll_seconds,
             is_stopping=self._stopping.is_set,
+            one_statement=one_statement,
         )
         self._job_sync = JobSync(
             uow_factory,

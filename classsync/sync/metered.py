@@ -26,6 +26,7 @@ from classsync.sync.ports import (
     JobState,
     JobStore,
     OneClassStore,
+    OneStatementOutcome,
     QboGateway,
     StoredClass,
     SyncMetrics,
@@ -232,3 +233,20 @@ class MeteredOneClassStore:
         if stored is not None:
             self._metrics.class_received(1)
         return stored
+
+
+class MeteredOneStatementOutcome:
+    """``OneStatementOutcome`` whose synced job is counted (it commits on its own)."""
+
+    def __init__(self, inner: OneStatementOutcome, metrics: SyncMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def record_synced(
+        self, claimed: ClaimedJob, owner: str, qbo: QboClass, now: datetime
+    ) -> JobState | None:
+        """Forward; count the job once recorded (None: the lease was lost, not ours to count)."""
+        state = self._inner.record_synced(claimed, owner, qbo, now)
+        if state is not None:
+            self._metrics.class_synced(claimed.realm_id)
+        return state

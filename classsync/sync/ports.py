@@ -208,6 +208,17 @@ class OneClassStore(Protocol):
         ...
 
 
+class OneStatementOutcome(Protocol):
+    """The latency hot path of an outcome: a synced job recorded in one round trip, committed."""
+
+    def record_synced(
+        self, claimed: ClaimedJob, owner: str, qbo: QboClass, now: datetime
+    ) -> JobState | None:
+        """``JobStore.record_synced`` in a transaction of its own (``StoreConflict`` when
+        another row holds QBO's Id, ``StoreUnavailable`` when the database cannot be reached)."""
+        ...
+
+
 class JobStore(Protocol):
     """The sync-job queue: claim with a lease, record outcomes, answer states."""
 
