@@ -15,11 +15,19 @@ from datetime import datetime
 from uuid import uuid4
 
 from sqlalchemy import Engine, Table, TextClause, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from classsync.domain import ValidClass, join_path
 from classsync.store.class_rows import insert_values
 from classsync.store.statements import CLASS, JOB
-from classsync.sync.ports import ClaimedJob, ClassSnapshot, JobLease, JobStatus, StoredClass
+from classsync.sync.ports import (
+    ClaimedJob,
+    ClassSnapshot,
+    JobLease,
+    JobStatus,
+    StoredClass,
+    StoreUnavailable,
+)
 
 _JOB_COLUMNS = (
     "classId",
@@ -112,8 +120,13 @@ class PostgresOneClassStore:
         params.update({f"c_{i}": value for i, value in enumerate(row.values())})
         job = _job_values(realm_id, item.depth, now, lease)
         params.update({f"j_{i}": job.get(name) for i, name in enumerate(_JOB_COLUMNS)})
-        with self._engine.connect() as connection:
-            stored = connection.execute(self._statement, params).first()
+        try:
+            with self._engine.connect() as connection:
+                stored = connection.execute(self._statement, params).first()
+        except IntegrityError:
+            return None  # a race the guards did not see (e.g. the row id): the general path
+        except OperationalError as error:
+            raise StoreUnavailable(str(error.orig)) from error
         if stored is None:
             return None
         claimed = None if lease is None else _claimed(class_id, realm_id, item)

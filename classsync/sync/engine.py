@@ -161,7 +161,7 @@ class SyncEngine:
         try:
             with self._uow_factory() as uow:
                 now = self._clock.now()
-                owners = [self.process_owner, *self._lease_owners, *self.hand_off.queued_owners()]
+                owners = [self.process_owner, *self._lease_owners, *self.hand_off.queued()]
                 released = sum(uow.jobs.release(owner, now) for owner in owners)
                 uow.commit()
             log.info("sync_engine_stopped", leases_released=released)
@@ -298,6 +298,7 @@ class SyncEngine:
         while not self._stopping.wait(interval):
             with self._held_lock:
                 held = {owner: list(ids) for owner, ids in self._held.items() if ids}
+            held.update(self.hand_off.queued())
             if not held:
                 continue
             try:

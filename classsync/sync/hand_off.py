@@ -101,7 +101,8 @@ class HandOff:
             with self._lock:
                 self._idle -= 1
 
-    def queued_owners(self) -> list[str]:
-        """Lease owners of jobs handed over but not taken (released at shutdown)."""
+    def queued(self) -> dict[str, list[str]]:
+        """Lease owner -> class ids of the jobs handed over but not taken yet: the lease keeper
+        renews them (a job must not be reclaimed while it waits), shutdown releases them."""
         with self._lock:
-            return [owner for owner, _ in self._queue]
+            return {owner: [job.class_id] for owner, job in self._queue}

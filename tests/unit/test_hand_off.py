@@ -58,7 +58,9 @@ def test_an_idle_worker_takes_one_hand_off_and_the_realm_is_held_meanwhile() -> 
         assert hand_off.reserve("A") is None  # the one idle worker is spoken for
         hand_off.hand_over(first, _job("c1"))
     assert rings == [1]
+    assert hand_off.queued() == {first.owner: ["c1"]}  # renewed by the lease keeper meanwhile
     assert hand_off.take() == (first.owner, _job("c1"))
+    assert hand_off.queued() == {}
     assert hand_off.take() is None
     rotation.refresh(["A"], looked_at=0.0)
     assert rotation.take(set()) is None  # per-realm cap (workers - 1 = 1) held by the hand-off
