@@ -69,14 +69,15 @@ class Outcomes:
                 raise
             self.errored(job, lease_owner, taken)
             return
+        if state is not None and is_settled(state):
+            # What was just written: no read-back. Before the log line: the caller waits.
+            self._board.post([state])
         log.info(
             "class_synced",
             qb_id=result.id,
             sync_token=result.sync_token,
             finished=state is not None,
         )
-        if state is not None and is_settled(state):
-            self._board.post([state])  # what was just written: no read-back
 
     def synced_many(self, synced: Sequence[tuple[ClaimedJob, QboClass]], lease_owner: str) -> None:
         """``synced`` for a batch's jobs, in one transaction.
