@@ -23,9 +23,11 @@ from classsync.qbo.gateway import QuickbooksGateway
 from classsync.qbo.oauth import make_auth_client_factory
 from classsync.qbo.token_manager import TokenManager
 from classsync.store.class_reads import SqlAlchemyClassReader
-from classsync.store.database import make_engine, make_session_factory
+from classsync.store.database import dialect_name, make_engine, make_session_factory
 from classsync.store.migrate import upgrade
 from classsync.store.monitoring import StoreMonitor
+from classsync.store.one_class import PostgresOneClassStore
+from classsync.store.one_outcome import PostgresOneStatementOutcome
 from classsync.store.replicas import ReplicaRegistry
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
 from classsync.store.unit_of_work import SqlAlchemyRemoteUnitOfWork, SqlAlchemyUnitOfWork
@@ -34,7 +36,15 @@ from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.metered import MeteredChangeFeed, MeteredGateway, metered_uow_factory
-from classsync.sync.ports import JobStatus, QboGateway, SyncMetrics, UnitOfWork
+from classsync.sync.metered_stores import MeteredOneClassStore, MeteredOneStatementOutcome
+from classsync.sync.ports import (
+    JobStatus,
+    OneClassStore,
+    OneStatementOutcome,
+    QboGateway,
+    SyncMetrics,
+    UnitOfWork,
+)
 from classsync.sync.reads import ClassReadService
 from classsync.sync.remote_changes import RemoteChangeApplier
 from classsync.sync.remote_ports import QboChangeFeed
@@ -203,6 +213,7 @@ def build_engine(
         if applier is None
         else (lambda realm, qbo: applier.apply(realm, [qbo])),
         conflicts=None if applier is None else applier.conflicts,
+        one_statement=one_statement_outcome(storage, metrics),
     )
 
 
@@ -248,6 +259,8 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         max_classes_per_request=settings.max_classes_per_request,
         realms=storage.token_store,
         conflicts=conflicts,
+        one_class=one_class_store(storage, metrics),
+        hand_off=engine.hand_off if settings.sync_enabled else None,
     )
     reads = ClassReadService(SqlAlchemyClassReader(storage.session_factory), engine.board)
     servicer = ClassServiceServicer(
@@ -276,6 +289,24 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
     )
     observability = build_observability(settings, storage, server, metrics)
     return App(settings, storage, engine, ingest, server, heartbeat, two_way, observability)
+
+
+def one_class_store(storage: Storage, metrics: SyncMetrics | None) -> OneClassStore | None:
+    """Ingest's one-statement path for a new top-level Class, where the database has one."""
+    if dialect_name(storage.engine) != "postgresql":
+        return None
+    store: OneClassStore = PostgresOneClassStore(storage.engine)
+    return store if metrics is None else MeteredOneClassStore(store, metrics)
+
+
+def one_statement_outcome(
+    storage: Storage, metrics: SyncMetrics | None
+) -> OneStatementOutcome | None:
+    """The engine's one-statement record of a synced job, where the database has one."""
+    if dialect_name(storage.engine) != "postgresql":
+        return None
+    outcome: OneStatementOutcome = PostgresOneStatementOutcome(storage.engine)
+    return outcome if metrics is None else MeteredOneStatementOutcome(outcome, metrics)
 
 
 def store_monitor(settings: Settings, storage: Storage) -> StoreMonitor:

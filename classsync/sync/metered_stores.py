@@ -14,9 +14,12 @@ from classsync.sync.ports import (
     AdoptionCandidate,
     ClaimedJob,
     ClassStore,
+    JobLease,
     JobState,
     JobStore,
     LinkedClass,
+    OneClassStore,
+    OneStatementOutcome,
     StoredClass,
     SyncMetrics,
 )
@@ -178,3 +181,37 @@ class MeteredJobStore:
     def requeue(self, *, failed_only: bool, class_ids: Sequence[str], now: datetime) -> int:
         """See JobStore."""
         return self._inner.requeue(failed_only=failed_only, class_ids=class_ids, now=now)
+
+
+class MeteredOneClassStore:
+    """``OneClassStore`` whose stored Class is counted as received (it commits on its own)."""
+
+    def __init__(self, inner: OneClassStore, metrics: SyncMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def store_new(
+        self, item: ValidClass, realm_id: str, now: datetime, lease: JobLease | None
+    ) -> StoredClass | None:
+        """Forward; count the Class once stored."""
+        stored = self._inner.store_new(item, realm_id, now, lease)
+        if stored is not None:
+            self._metrics.class_received(1)
+        return stored
+
+
+class MeteredOneStatementOutcome:
+    """``OneStatementOutcome`` whose synced job is counted (it commits on its own)."""
+
+    def __init__(self, inner: OneStatementOutcome, metrics: SyncMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def record_synced(
+        self, claimed: ClaimedJob, owner: str, qbo: QboClass, now: datetime
+    ) -> JobState | None:
+        """Forward; count the job once recorded (None: the lease was lost, not ours to count)."""
+        state = self._inner.record_synced(claimed, owner, qbo, now)
+        if state is not None:
+            self._metrics.class_synced(claimed.realm_id)
+        return state

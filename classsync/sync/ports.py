@@ -48,6 +48,17 @@ class StoredClass:
     generation: int
     # Fields (name, parent_id, active) on which this write undoes a change made in QBO itself.
     overwrites_qbo_edit: tuple[str, ...] = ()
+    # The job as leased in the same statement (``OneClassStore`` with a ``JobLease``): it goes
+    # straight to this process's engine, with no claim.
+    claimed: ClaimedJob | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobLease:
+    """Lease a job to ``owner`` until ``until`` in the very statement that queues it."""
+
+    owner: str
+    until: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +191,31 @@ class ClassStore(Protocol):
         self, items: Sequence[ValidClass], realm_id: str, now: datetime
     ) -> list[StoredClass | Rejection]:
         """Upsert the rows and (re)queue their jobs; one result per item, in order."""
+        ...
+
+
+class OneClassStore(Protocol):
+    """The latency hot path of ingest: one new top-level Class in one round trip, committed."""
+
+    def store_new(
+        self, item: ValidClass, realm_id: str, now: datetime, lease: JobLease | None
+    ) -> StoredClass | None:
+        """Insert the row and its job (leased with ``lease``) in one transaction of its own.
+
+        None, with nothing written, when the realm holds a row under the Class's key already
+        (or the Class is not a new top-level one): the caller then takes the general path.
+        """
+        ...
+
+
+class OneStatementOutcome(Protocol):
+    """The latency hot path of an outcome: a synced job recorded in one round trip, committed."""
+
+    def record_synced(
+        self, claimed: ClaimedJob, owner: str, qbo: QboClass, now: datetime
+    ) -> JobState | None:
+        """``JobStore.record_synced`` in a transaction of its own (``StoreConflict`` when
+        another row holds QBO's Id, ``StoreUnavailable`` when the database cannot be reached)."""
         ...
 
 
