@@ -23,21 +23,31 @@ from classsync.qbo.gateway import QuickbooksGateway
 from classsync.qbo.oauth import make_auth_client_factory
 from classsync.qbo.token_manager import TokenManager
 from classsync.store.class_reads import SqlAlchemyClassReader
-from classsync.store.database import make_engine, make_session_factory
+from classsync.store.database import dialect_name, make_engine, make_session_factory
 from classsync.store.migrate import upgrade
 from classsync.store.monitoring import StoreMonitor
-from classsync.store.remote_changes import SqlAlchemyRemoteUnitOfWork
+from classsync.store.one_class import PostgresOneClassStore
+from classsync.store.one_outcome import PostgresOneStatementOutcome
 from classsync.store.replicas import ReplicaRegistry
 from classsync.store.token_store import SqlAlchemyTokenStore, TokenCipher
-from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
+from classsync.store.unit_of_work import SqlAlchemyRemoteUnitOfWork, SqlAlchemyUnitOfWork
 from classsync.sync.clock import SystemClock
 from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.engine import SyncEngine
 from classsync.sync.limiter import RateLimiter
-from classsync.sync.metered import MeteredGateway, metered_uow_factory
-from classsync.sync.ports import JobStatus, QboGateway, SyncMetrics, UnitOfWork
+from classsync.sync.metered import MeteredChangeFeed, MeteredGateway, metered_uow_factory
+from classsync.sync.metered_stores import MeteredOneClassStore, MeteredOneStatementOutcome
+from classsync.sync.ports import (
+    JobStatus,
+    OneClassStore,
+    OneStatementOutcome,
+    QboGateway,
+    SyncMetrics,
+    UnitOfWork,
+)
 from classsync.sync.reads import ClassReadService
 from classsync.sync.remote_changes import RemoteChangeApplier
+from classsync.sync.remote_ports import QboChangeFeed
 from classsync.sync.replicas import ReplicaHeartbeat
 from classsync.sync.retry_policy import RetryPolicy
 from classsync.sync.service import IngestService
@@ -66,7 +76,6 @@ class Storage:
     engine: Engine
     session_factory: sessionmaker[Session]
     token_store: SqlAlchemyTokenStore
-    # The sync workers' own connection pool (a server only; see ``build_storage``).
     sync_engine: Engine | None = None
     sync_session_factory: sessionmaker[Session] | None = None
 
@@ -90,33 +99,20 @@ class Storage:
 
 
 def build_storage(settings: Settings, *, migrate: bool = True, sync_pool: bool = False) -> Storage:
-    """Open (and by default migrate) the database; with ``sync_pool``, a second connection
-    pool for the sync workers.
-
-    The sync workers' pool is sized by SYNC_WORKERS, not SYNC_MAX_WORKERS: a worker holds a
-    connection only for its short transactions (claim, outcome), never across a QBO call, so the
-    pool bounds concurrent transactions, not threads; a connection per thread would only add
-    database backends competing for the same cores, and run into max_connections. It is a pool
-    of its own so that the workers, however many, never make a caller's ingest wait for a
-    connection (the 100-realm bench showed one-Class ingests waiting seconds behind them).
-    """
+    """Open (and by default migrate) the database; with ``sync_pool``, the sync workers get a
+    pool of their own, so that however many run they never make an ingest wait for a connection.
+    It is sized by SYNC_WORKERS: a worker holds a connection for a claim or an outcome, never
+    across a QBO call (docs/architecture.md, step 5)."""
     if migrate:
         upgrade(settings.database_url, realm_id=settings.qbo_realm_id)
-    url = settings.database_url
-    if not sync_pool:
-        engine = make_engine(url, pool_size=settings.sync_workers + 10)
-        sync_engine = None
-    else:
-        engine = make_engine(url, pool_size=10, max_overflow=5)
-        sync_engine = make_engine(url, pool_size=settings.sync_workers, max_overflow=5)
-    session_factory = make_session_factory(engine)
-    return Storage(
-        engine,
-        session_factory,
-        SqlAlchemyTokenStore(session_factory, token_cipher(settings)),
-        sync_engine,
-        None if sync_engine is None else make_session_factory(sync_engine),
-    )
+    url, workers = settings.database_url, settings.sync_workers
+    engine = make_engine(url, pool_size=10, max_overflow=5) if sync_pool else None
+    engine = engine or make_engine(url, pool_size=workers + 10)
+    sync_engine = make_engine(url, pool_size=workers, max_overflow=5) if sync_pool else None
+    factory = make_session_factory(engine)
+    sync_factory = make_session_factory(sync_engine) if sync_engine else None
+    tokens = SqlAlchemyTokenStore(factory, token_cipher(settings))
+    return Storage(engine, factory, tokens, sync_engine, sync_factory)
 
 
 def build_token_manager(settings: Settings, storage: Storage) -> TokenManager:
@@ -236,6 +232,7 @@ def build_engine(
         if applier is None
         else (lambda realm, qbo: applier.apply(realm, [qbo])),
         conflicts=None if applier is None else applier.conflicts,
+        one_statement=one_statement_outcome(storage, metrics),
     )
 
 
@@ -283,6 +280,8 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         max_classes_per_request=settings.max_classes_per_request,
         realms=storage.token_store,
         conflicts=conflicts,
+        one_class=one_class_store(storage, metrics),
+        hand_off=engine.hand_off if settings.sync_enabled else None,
     )
     reads = ClassReadService(SqlAlchemyClassReader(storage.session_factory), engine.board)
     servicer = ClassServiceServicer(
@@ -299,10 +298,11 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
         interval=_HEARTBEAT_INTERVAL_S,
         clock=SystemClock().now,
     )
+    feed: QboChangeFeed = gateway if metrics is None else MeteredChangeFeed(gateway, metrics)
     two_way = build_two_way(
         settings,
         storage.remote_uow,
-        gateway,
+        feed,
         limiter,
         applier,
         conflicts,
@@ -310,6 +310,24 @@ def build_app(settings: Settings, *, migrate: bool = True) -> App:
     )
     observability = build_observability(settings, storage, server, metrics)
     return App(settings, storage, engine, ingest, server, heartbeat, two_way, observability)
+
+
+def one_class_store(storage: Storage, metrics: SyncMetrics | None) -> OneClassStore | None:
+    """Ingest's one-statement path for a new top-level Class, where the database has one."""
+    if dialect_name(storage.engine) != "postgresql":
+        return None
+    store: OneClassStore = PostgresOneClassStore(storage.engine)
+    return store if metrics is None else MeteredOneClassStore(store, metrics)
+
+
+def one_statement_outcome(
+    storage: Storage, metrics: SyncMetrics | None
+) -> OneStatementOutcome | None:
+    """The engine's one-statement record of a synced job, where the database has one."""
+    if dialect_name(storage.engine) != "postgresql":
+        return None
+    outcome: OneStatementOutcome = PostgresOneStatementOutcome(storage.engine)
+    return outcome if metrics is None else MeteredOneStatementOutcome(outcome, metrics)
 
 
 def store_monitor(settings: Settings, storage: Storage) -> StoreMonitor:

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from classsync.api.webhooks import WebhookServer
 from classsync.config import Settings
-from classsync.qbo.gateway import QuickbooksGateway
-from classsync.store.remote_changes import SqlAlchemyRemoteUnitOfWork
+from classsync.store.unit_of_work import SqlAlchemyRemoteUnitOfWork
 from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.pull import CdcPoller
 from classsync.sync.push import WebhookIntake, WebhookWorker
 from classsync.sync.remote_changes import RemoteChangeApplier
+from classsync.sync.remote_ports import QboChangeFeed
 
 
 @dataclass
@@ -57,13 +57,16 @@ def build_applier(
 def build_two_way(
     settings: Settings,
     remote_uow: Callable[[], SqlAlchemyRemoteUnitOfWork],
-    gateway: QuickbooksGateway,
+    feed: QboChangeFeed,
     limiter: RateLimiter,
     applier: RemoteChangeApplier,
     conflicts: ConflictCounter,
     connected_realms: Callable[[], Sequence[str]],
 ) -> TwoWay:
-    """Wire the pull (CDC) and push (webhook) paths for every connected realm."""
+    """Wire the pull (CDC) and push (webhook) paths for every connected realm.
+
+    ``feed`` is QBO as both paths read it (the gateway, metered when metrics are on).
+    """
 
     def realms() -> list[str]:
         # QBO_REALM_ID always (as the engine treats it), then every other connected company;
@@ -74,7 +77,7 @@ def build_two_way(
     poller = None
     if settings.qbo_cdc_interval_seconds > 0:
         poller = CdcPoller(
-            gateway,
+            feed,
             applier,
             remote_uow,
             limiter,
@@ -82,7 +85,7 @@ def build_two_way(
             interval_seconds=settings.qbo_cdc_interval_seconds,
         )
     worker = WebhookWorker(
-        gateway,
+        feed,
         applier,
         remote_uow,
         limiter,

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from classsync.store.models import QBClass, SyncJob
@@ -50,17 +50,23 @@ class SqlAlchemyClassReader:
         qb_ids: Sequence[str],
         full_name_keys: Sequence[str],
     ) -> list[ClassView]:
-        """The realm's Classes whose id, QBO Id or QBO-form full name is listed; each once."""
-        lookups: list[tuple[InstrumentedAttribute[Any], list[str]]] = [
-            (QBClass.id, _canonical_uuids(dict.fromkeys(ids))),
-            (QBClass.qb_id, list(dict.fromkeys(qb_ids))),
-            (QBClass.full_name_key, list(dict.fromkeys(full_name_keys))),
+        """The realm's Classes whose id, QBO Id, QBO-form full name or caller key is listed;
+        each once.
+
+        A full name is looked up in ``callerKey`` too: a Class renamed or moved in QBO is still
+        found by the name its caller last sent (which of two rows answers is sync's choice).
+        """
+        # One statement per chunk: a name's two columns are asked together (one round trip).
+        lookups: list[tuple[tuple[InstrumentedAttribute[Any], ...], list[str]]] = [
+            ((QBClass.id,), _canonical_uuids(dict.fromkeys(ids))),
+            ((QBClass.qb_id,), list(dict.fromkeys(qb_ids))),
+            ((QBClass.full_name_key, QBClass.caller_key), list(dict.fromkeys(full_name_keys))),
         ]
         found: dict[str, ClassView] = {}
         with self._session_factory() as session:
-            for column, keys in lookups:
+            for columns, keys in lookups:
                 for chunk in _chunks(keys):
-                    query = _views(realm_id).where(column.in_(chunk))
+                    query = _views(realm_id).where(or_(*(c.in_(chunk) for c in columns)))
                     for row in session.execute(query):
                         found.setdefault(row.class_id, ClassView(*row))
         return list(found.values())
@@ -79,6 +85,7 @@ def _views(realm_id: str) -> Select[Any]:
             SyncJob.generation,
             SyncJob.last_error_code,
             SyncJob.last_error_message,
+            QBClass.caller_key,
         )
         .join(SyncJob, SyncJob.class_id == QBClass.id)
         .where(QBClass.realm_id == realm_id)

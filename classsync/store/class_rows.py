@@ -214,6 +214,10 @@ def _insert_values(
     }
 
 
+# The one-statement path (store/one_class.py) writes a new row exactly as the general path does.
+insert_values = _insert_values
+
+
 def _update_values(
     row_id: str, row: ValidClass, sent: ValidClass, now: datetime
 ) -> dict[str, object]:

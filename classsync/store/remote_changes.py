@@ -1,16 +1,14 @@
-"""Local rows as changes read back from QBO see and write them, the CDC marks, the remote unit of work."""
+"""Local rows as changes read back from QBO see and write them, and the CDC marks."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from classsync.domain import (
     LocalClass,
@@ -22,7 +20,6 @@ from classsync.domain import (
     qbo_path,
     split_full_name,
 )
-from classsync.store.inbox import WebhookInboxRepository
 from classsync.store.models import CdcMark, QBClass, SyncJob
 
 log = structlog.get_logger(__name__)
@@ -286,32 +283,4 @@ def _synced_job(class_id: str, realm_id: str, depth: int, now: datetime) -> Sync
     )
 
 
-class SqlAlchemyRemoteUnitOfWork:
-    """``sync.ports.RemoteUnitOfWork``: one transaction over remote changes and the inbox."""
-
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
-        self._session_factory = session_factory
-
-    def __enter__(self) -> Self:
-        self._session = self._session_factory()
-        self.changes = RemoteChangeRepository(self._session)
-        self.inbox = WebhookInboxRepository(self._session)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            self._session.rollback()
-        finally:
-            self._session.close()
-
-    def commit(self) -> None:
-        """Make the work durable."""
-        self._session.commit()
-
-
-__all__ = ["RemoteChangeRepository", "SqlAlchemyRemoteUnitOfWork"]
+__all__ = ["RemoteChangeRepository"]

@@ -13,10 +13,11 @@ import structlog
 from classsync.domain import QboClass
 from classsync.sync.batch_sync import BatchSync
 from classsync.sync.clock import SystemClock
+from classsync.sync.hand_off import HandOff
 from classsync.sync.job_sync import JobSync
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.outcomes import Outcomes
-from classsync.sync.ports import ClaimedJob, Clock, QboGateway, UnitOfWork
+from classsync.sync.ports import ClaimedJob, Clock, OneStatementOutcome, QboGateway, UnitOfWork
 from classsync.sync.realm_rotation import RealmRotation
 from classsync.sync.remote_ports import ConflictRecorder
 from classsync.sync.retry_policy import RetryPolicy
@@ -71,6 +72,8 @@ class SyncEngine:
     otherwise hold no worker (see ``classsync/sync/worker_pool.py``).
     """
 
+    _keeper: threading.Thread | None = None  # the lease keeper, while started
+
     def __init__(
         self,
         uow_factory: Callable[[], UnitOfWork],
@@ -87,6 +90,7 @@ class SyncEngine:
         clock: Clock | None = None,
         remote_changed: Callable[[str, QboClass], int] | None = None,
         conflicts: ConflictRecorder | None = None,
+        one_statement: OneStatementOutcome | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._limiter = limiter
@@ -98,14 +102,14 @@ class SyncEngine:
         self.process_owner = uuid.uuid4().hex[:12]
         self._bell = Doorbell(cap=workers)
         self._stopping = threading.Event()
-        self._keeper: threading.Thread | None = None
-        limit = max(workers, max_workers or workers)
-        self._pool = WorkerPool(
-            self._run, base=workers, limit=limit, owner_prefix=self.process_owner
-        )
+        self._pool = WorkerPool(self._run, workers, max_workers, self.process_owner)
         self._held: dict[str, list[str]] = {}  # lease owner -> class ids it is working on
         self._held_lock = threading.Lock()
         self._rotation = RealmRotation(limiter, workers=workers, refresh_seconds=poll_seconds)
+        # Jobs ingest leased to this process in the statement that stored them (no claim).
+        self.hand_off = HandOff(
+            self._rotation, limiter, self._clock, self.process_owner, self._lease, self._bell.ring
+        )
         outcomes = Outcomes(
             uow_factory,
             limiter,
@@ -115,6 +119,7 @@ class SyncEngine:
             wake=self.wake,
             poll_seconds=poll_seconds,
             is_stopping=self._stopping.is_set,
+            one_statement=one_statement,
         )
         self._job_sync = JobSync(
             uow_factory,
@@ -186,7 +191,7 @@ class SyncEngine:
         try:
             with self._uow_factory() as uow:
                 now = self._clock.now()
-                owners = [self.process_owner, *self._pool.owners()]
+                owners = [self.process_owner, *self._pool.owners(), *self.hand_off.queued()]
                 released = sum(uow.jobs.release(owner, now) for owner in owners)
                 uow.commit()
             log.info("sync_engine_stopped", leases_released=released)
@@ -199,7 +204,7 @@ class SyncEngine:
         idle_since = time.monotonic()
         while not self._stopping.is_set():
             try:
-                worked = self.run_once(lease_owner)
+                worked = self._run_handed_over() or self.run_once(lease_owner)
             except Exception:
                 log.exception("sync_claim_failed")
                 self._stopping.wait(self._poll_seconds)
@@ -209,7 +214,21 @@ class SyncEngine:
             elif idle_too_long(idle_since) and self._pool.retire(lease_owner):
                 return  # an extra worker, no longer needed
             else:
-                self._bell.wait(self._poll_seconds)
+                with self.hand_off.idle():
+                    if not self.hand_off.waiting():
+                        self._bell.wait(self._poll_seconds)
+
+    def _run_handed_over(self) -> int:
+        """Sync a job ingest leased and handed over (no claim); 1 if there was one."""
+        handed = self.hand_off.take()
+        if handed is None:
+            return 0
+        lease_owner, job = handed
+        try:
+            self._process(lease_owner, [job])
+        finally:
+            self._rotation.release(job.realm_id)
+        return 1
 
     def run_once(self, lease_owner: str | None = None) -> int:
         """Claim due jobs once and sync them; how many were claimed.
@@ -314,6 +333,7 @@ class SyncEngine:
         while not self._stopping.wait(interval):
             with self._held_lock:
                 held = {owner: list(ids) for owner, ids in self._held.items() if ids}
+            held.update(self.hand_off.queued())
             if not held:
                 continue
             try:

@@ -1,4 +1,8 @@
-"""Ports wrapped to report to SyncMetrics: QBO requests as they end, outcomes once committed."""
+"""Ports wrapped to report to SyncMetrics: QBO requests as they end, outcomes once committed.
+
+The QBO requests of the engine (``QboGateway``) and of reading changes back (``QboChangeFeed``:
+CDC poller, webhook worker) are all counted in the same request metric.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 
 from classsync.domain import (
+    ChangePage,
     ClassWrite,
     QboClass,
     QboDisconnected,
@@ -16,19 +21,16 @@ from classsync.domain import (
     QboOutcomeUnknown,
     QboRejected,
     QboThrottled,
-    Rejection,
-    ValidClass,
 )
+from classsync.sync.metered_stores import MeteredClassStore, MeteredJobStore
 from classsync.sync.ports import (
-    ClaimedJob,
     ClassStore,
-    JobState,
     JobStore,
     QboGateway,
-    StoredClass,
     SyncMetrics,
     UnitOfWork,
 )
+from classsync.sync.remote_ports import QboChangeFeed
 
 _T = TypeVar("_T")
 
@@ -49,6 +51,22 @@ def request_outcome(error: BaseException | None) -> str:
     return "retryable" if isinstance(error, QboError) else "internal_error"
 
 
+def _timed(metrics: SyncMetrics, realm_id: str, operation: str, call: Callable[[], _T]) -> _T:
+    """Run one QBO request; report its duration and outcome under ``operation`` as it ends."""
+    started = time.perf_counter()
+    error: BaseException | None = None
+    try:
+        return call()
+    except BaseException as caught:
+        error = caught
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics.qbo_request(realm_id, operation, request_outcome(error), elapsed)
+        if isinstance(error, QboThrottled):
+            metrics.throttled(realm_id)
+
+
 class MeteredGateway:
     """A QboGateway that times every request and reports its outcome."""
 
@@ -57,18 +75,7 @@ class MeteredGateway:
         self._metrics = metrics
 
     def _timed(self, realm_id: str, operation: str, call: Callable[[], _T]) -> _T:
-        started = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            return call()
-        except BaseException as caught:
-            error = caught
-            raise
-        finally:
-            elapsed = time.perf_counter() - started
-            self._metrics.qbo_request(realm_id, operation, request_outcome(error), elapsed)
-            if isinstance(error, QboThrottled):
-                self._metrics.throttled(realm_id)
+        return _timed(self._metrics, realm_id, operation, call)
 
     def create(self, realm_id: str, write: ClassWrite) -> QboClass:
         """See QboGateway."""
@@ -97,67 +104,38 @@ class MeteredGateway:
         return results
 
 
-class _MeteredClassStore:
-    """Forwards everything; notes Classes received to report after the commit."""
+class MeteredChangeFeed:
+    """A QboChangeFeed (the CDC poller's and webhook worker's QBO calls) timed like the gateway.
 
-    def __init__(
-        self, inner: ClassStore, pending: list[Callable[[], None]], metrics: SyncMetrics
-    ) -> None:
+    The operation label names the QBO request: ``cdc``, ``query`` (a page of every Class, the
+    same endpoint ``find_by_name`` uses) and ``read``.
+    """
+
+    def __init__(self, inner: QboChangeFeed, metrics: SyncMetrics) -> None:
         self._inner = inner
-        self._pending = pending
         self._metrics = metrics
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def save_batch(
-        self, items: Sequence[ValidClass], realm_id: str, now: datetime
-    ) -> list[StoredClass | Rejection]:
-        results = self._inner.save_batch(items, realm_id, now)
-        count = len(items)
-        self._pending.append(lambda: self._metrics.class_received(count))
-        return results
-
-
-class _MeteredJobStore:
-    """Forwards everything; notes synced and failed outcomes to report after the commit."""
-
-    def __init__(
-        self, inner: JobStore, pending: list[Callable[[], None]], metrics: SyncMetrics
-    ) -> None:
-        self._inner = inner
-        self._pending = pending
-        self._metrics = metrics
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def record_synced(
-        self, claimed: ClaimedJob, owner: str, qbo: QboClass, now: datetime
-    ) -> JobState | None:
-        state = self._inner.record_synced(claimed, owner, qbo, now)
-        if state is not None:  # None: the lease was lost, another worker owns the outcome
-            self._pending.append(lambda: self._metrics.class_synced(claimed.realm_id))
-        return state
-
-    def record_synced_many(
-        self, synced: Sequence[tuple[ClaimedJob, QboClass]], owner: str, now: datetime
-    ) -> dict[str, JobState | None]:
-        states = self._inner.record_synced_many(synced, owner, now)
-        for claimed, _qbo in synced:
-            # Absent: left for record_synced (counted there); None: the lease was lost.
-            if states.get(claimed.class_id) is not None:
-                realm_id = claimed.realm_id
-                self._pending.append(lambda r=realm_id: self._metrics.class_synced(r))  # type: ignore[misc]
-        return states
-
-    def record_failed(
-        self, claimed: ClaimedJob, owner: str, *, error_code: str, error_message: str, now: datetime
-    ) -> None:
-        self._inner.record_failed(
-            claimed, owner, error_code=error_code, error_message=error_message, now=now
+    def list_changed(self, realm_id: str, changed_since: datetime) -> ChangePage:
+        """See QboChangeFeed."""
+        return _timed(
+            self._metrics,
+            realm_id,
+            "cdc",
+            lambda: self._inner.list_changed(realm_id, changed_since),
         )
-        self._pending.append(lambda: self._metrics.class_failed(claimed.realm_id, error_code))
+
+    def query_page(self, realm_id: str, start_position: int, max_results: int) -> ChangePage:
+        """See QboChangeFeed."""
+        return _timed(
+            self._metrics,
+            realm_id,
+            "query",
+            lambda: self._inner.query_page(realm_id, start_position, max_results),
+        )
+
+    def read(self, realm_id: str, qbo_id: str) -> QboClass:
+        """See QboChangeFeed."""
+        return _timed(self._metrics, realm_id, "read", lambda: self._inner.read(realm_id, qbo_id))
 
 
 class MeteredUnitOfWork:
@@ -175,12 +153,12 @@ class MeteredUnitOfWork:
     @property
     def classes(self) -> ClassStore:
         """See UnitOfWork."""
-        return _MeteredClassStore(self._inner.classes, self._pending, self._metrics)
+        return MeteredClassStore(self._inner.classes, self._pending, self._metrics)
 
     @property
     def jobs(self) -> JobStore:
         """See UnitOfWork."""
-        return _MeteredJobStore(self._inner.jobs, self._pending, self._metrics)  # type: ignore[return-value]
+        return MeteredJobStore(self._inner.jobs, self._pending, self._metrics)
 
     def __enter__(self) -> Self:
         self._inner.__enter__()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 import structlog
@@ -15,6 +16,7 @@ from classsync.sync.ports import (
     ClaimedJob,
     Clock,
     JobState,
+    OneStatementOutcome,
     QbIdTaken,
     StoreConflict,
     UnitOfWork,
@@ -40,8 +42,10 @@ class Outcomes:
         wake: Callable[[str], None],
         poll_seconds: float,
         is_stopping: Callable[[], bool],
+        one_statement: OneStatementOutcome | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._one_statement = one_statement
         self._limiter = limiter
         self._policy = policy
         self._board = board
@@ -58,21 +62,22 @@ class Outcomes:
         """
         now = self._clock.now()
         try:
-            state = self._record(lambda uow: uow.jobs.record_synced(job, lease_owner, result, now))
+            state = self._record_synced(job, lease_owner, result, now)
         except StoreConflict:
             taken = self.qb_id_taken(job, result.id)
             if taken is None:
                 raise
             self.errored(job, lease_owner, taken)
             return
+        if state is not None and is_settled(state):
+            # What was just written: no read-back. Before the log line: the caller waits.
+            self._board.post([state])
         log.info(
             "class_synced",
             qb_id=result.id,
             sync_token=result.sync_token,
             finished=state is not None,
         )
-        if state is not None and is_settled(state):
-            self._board.post([state])  # what was just written: no read-back
 
     def synced_many(self, synced: Sequence[tuple[ClaimedJob, QboClass]], lease_owner: str) -> None:
         """``synced`` for a batch's jobs, in one transaction.
@@ -174,18 +179,35 @@ class Outcomes:
             timer.daemon = True
             timer.start()
 
+    def _record_synced(
+        self, job: ClaimedJob, lease_owner: str, result: QboClass, now: datetime
+    ) -> JobState | None:
+        """One round trip where the store has one (docs/performance.md, "c. overhead")."""
+        one = self._one_statement
+        if one is None:
+            return self._record(lambda uow: uow.jobs.record_synced(job, lease_owner, result, now))
+        return self._retrying(lambda: one.record_synced(job, lease_owner, result, now))
+
     def _record(self, write: Callable[[UnitOfWork], _T]) -> _T:
-        """Run ``write`` in its own transaction, retrying a few times if the database fails.
+        """Run ``write`` in its own transaction, retrying a few times if the database fails."""
+
+        def in_transaction() -> _T:
+            with self._uow_factory() as uow:
+                value = write(uow)
+                uow.commit()
+                return value
+
+        return self._retrying(in_transaction)
+
+    def _retrying(self, write: Callable[[], _T]) -> _T:
+        """Run ``write``, again after a pause if the database fails (a few times).
 
         Every outcome write is idempotent: once one commit went through, the job no longer
         carries our lease and a repeat changes nothing.
         """
         for pause in (*self._policy.store_write_pauses, None):
             try:
-                with self._uow_factory() as uow:
-                    value = write(uow)
-                    uow.commit()
-                    return value
+                return write()
             except StoreConflict:
                 raise  # a unique key refused the write: the same write cannot pass again
             except Exception:

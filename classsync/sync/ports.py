@@ -48,6 +48,17 @@ class StoredClass:
     generation: int
     # Fields (name, parent_id, active) on which this write undoes a change made in QBO itself.
     overwrites_qbo_edit: tuple[str, ...] = ()
+    # The job as leased in the same statement (``OneClassStore`` with a ``JobLease``): it goes
+    # straight to this process's engine, with no claim.
+    claimed: ClaimedJob | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobLease:
+    """Lease a job to ``owner`` until ``until`` in the very statement that queues it."""
+
+    owner: str
+    until: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +194,31 @@ class ClassStore(Protocol):
         ...
 
 
+class OneClassStore(Protocol):
+    """The latency hot path of ingest: one new top-level Class in one round trip, committed."""
+
+    def store_new(
+        self, item: ValidClass, realm_id: str, now: datetime, lease: JobLease | None
+    ) -> StoredClass | None:
+        """Insert the row and its job (leased with ``lease``) in one transaction of its own.
+
+        None, with nothing written, when the realm holds a row under the Class's key already
+        (or the Class is not a new top-level one): the caller then takes the general path.
+        """
+        ...
+
+
+class OneStatementOutcome(Protocol):
+    """The latency hot path of an outcome: a synced job recorded in one round trip, committed."""
+
+    def record_synced(
+        self, claimed: ClaimedJob, owner: str, qbo: QboClass, now: datetime
+    ) -> JobState | None:
+        """``JobStore.record_synced`` in a transaction of its own (``StoreConflict`` when
+        another row holds QBO's Id, ``StoreUnavailable`` when the database cannot be reached)."""
+        ...
+
+
 class JobStore(Protocol):
     """The sync-job queue: claim with a lease, record outcomes, answer states."""
 
@@ -285,21 +321,11 @@ class JobStore(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
-    """One transaction with the stores bound to it. Leaving without ``commit()`` rolls back.
+class Transaction(Protocol):
+    """A unit of work's lifecycle: one transaction, rolled back on leaving without ``commit()``.
 
     Storage failures inside the block leave it as ``StoreConflict`` or ``StoreUnavailable``.
     """
-
-    @property
-    def classes(self) -> ClassStore:
-        """The Class rows, in this transaction."""
-        ...
-
-    @property
-    def jobs(self) -> JobStore:
-        """The job queue, in this transaction."""
-        ...
 
     def __enter__(self) -> Self: ...
 
@@ -312,6 +338,20 @@ class UnitOfWork(Protocol):
 
     def commit(self) -> None:
         """Make the work durable."""
+        ...
+
+
+class UnitOfWork(Transaction, Protocol):
+    """One transaction over the Class rows and the job queue."""
+
+    @property
+    def classes(self) -> ClassStore:
+        """The Class rows, in this transaction."""
+        ...
+
+    @property
+    def jobs(self) -> JobStore:
+        """The job queue, in this transaction."""
         ...
 
     def rollback(self) -> None:
@@ -357,6 +397,9 @@ class ClassView:
     generation: int
     error_code: str | None
     error_message: str | None
+    # The identity key the caller last sent for it: the name a Class renamed or moved in QBO is
+    # still asked for by (docs/architecture.md, "The conflict rule").
+    caller_key: str | None = None
 
 
 class ClassReader(Protocol):
@@ -369,7 +412,8 @@ class ClassReader(Protocol):
         qb_ids: Sequence[str],
         full_name_keys: Sequence[str],
     ) -> list[ClassView]:
-        """The realm's Classes whose id, QBO Id or QBO-form full name is listed; each once."""
+        """The realm's Classes whose id, QBO Id, QBO-form full name or last key the caller sent
+        (``caller_key``) is listed; each once."""
         ...
 
 

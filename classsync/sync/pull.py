@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +12,7 @@ from classsync.domain import ChangePage, QboError
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.remote_changes import RemoteChangeApplier, utcnow
 from classsync.sync.remote_ports import QboChangeFeed, RemoteUnitOfWork
+from classsync.sync.worker_thread import WorkerThread
 
 log = structlog.get_logger(__name__)
 
@@ -83,34 +83,26 @@ class CdcPoller:
         self._max_objects = max_objects
         self._page_size = page_size
         self._clock = clock
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = WorkerThread("qbo-cdc-poller", self._run)
 
     def start(self) -> None:
         """Start polling (the first round runs at once: catch-up after a stop)."""
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="qbo-cdc-poller", daemon=True)
-        self._thread.start()
+        self._worker.start()
         log.info("cdc_poller_started", interval_s=self._interval)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop after the QBO call in flight (bounded by ``timeout``)."""
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._worker.stop(timeout)
 
     def poll_soon(self) -> None:
         """Run a round now rather than at the next interval."""
-        self._wake.set()
+        self._worker.wake()
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
+        while not self._worker.stopping:
             failed = False
             for realm_id in self._realms():
-                if self._stopping.is_set():
+                if self._worker.stopping:
                     return
                 try:
                     self.poll(realm_id)
@@ -123,8 +115,7 @@ class CdcPoller:
                         error_type=type(error).__name__,
                     )
             wait = min(self._interval, _RETRY_AFTER_FAILURE_S) if failed else self._interval
-            self._wake.wait(wait)
-            self._wake.clear()
+            self._worker.wait_for_wake(wait)
 
     def poll(self, realm_id: str) -> int:
         """Bring one realm up to date; returns how many local rows changed."""
@@ -135,7 +126,7 @@ class CdcPoller:
             return self._read_all(realm_id, reason="no mark" if mark is None else "mark too old")
         since = window.changed_since
         applied = 0
-        while not self._stopping.is_set():
+        while not self._worker.stopping:
             page = self._call(realm_id, lambda s=since: self._feed.list_changed(realm_id, s))  # type: ignore[misc]
             next_mark, more = after_page(since, page, max_objects=self._max_objects)
             if more and next_mark <= since:
@@ -163,7 +154,7 @@ class CdcPoller:
         gets them again; applying one twice changes nothing (SyncToken).
         """
         applied, start, mark = 0, 1, None
-        while not self._stopping.is_set():
+        while not self._worker.stopping:
             page = self._call(
                 realm_id,
                 lambda p=start: self._feed.query_page(realm_id, p, self._page_size),  # type: ignore[misc]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -13,6 +12,7 @@ from classsync.domain import QboClass, QboNotFound, QboRejected, WebhookNotice
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.remote_changes import RemoteChangeApplier, utcnow
 from classsync.sync.remote_ports import QboChangeFeed, RemoteUnitOfWork
+from classsync.sync.worker_thread import WorkerThread
 
 log = structlog.get_logger(__name__)
 
@@ -72,39 +72,30 @@ class WebhookWorker:
         self._realms = realms
         self._poll_seconds = poll_seconds
         self._clock = clock
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = WorkerThread("qbo-webhook-worker", self._run)
 
     def wake(self) -> None:
         """New events were stored."""
-        self._wake.set()
+        self._worker.wake()
 
     def start(self) -> None:
         """Start the worker; events left from before a stop are processed at once."""
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="qbo-webhook-worker", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop after the round in flight (bounded by ``timeout``); what is left stays stored."""
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._worker.stop(timeout)
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
+        while not self._worker.stopping:
             try:
                 done = self.process_due()
             except Exception:
                 log.warning("webhook_round_failed", exc_info=True)
-                self._stopping.wait(_RETRY_PAUSE_S)
+                self._worker.sleep(_RETRY_PAUSE_S)  # wakes do not cut a failure's pause short
                 continue
             if done < _BATCH:
-                self._wake.wait(self._poll_seconds)
+                self._worker.wait_for_wake(self._poll_seconds)
 
     def process_due(self) -> int:
         """One round: every due event, grouped per realm and Class; how many events were settled."""

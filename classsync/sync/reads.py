@@ -15,7 +15,8 @@ from classsync.domain import (
     identity_key,
     split_full_name,
 )
-from classsync.sync.ports import ClassReader, ClassView, JobState, JobStatus
+from classsync.sync.caller_outcomes import is_settled, with_job_state
+from classsync.sync.ports import ClassReader, ClassView, JobState
 from classsync.sync.settled import SettledBoard
 
 # One read names at most this many keys in all (ids + qb_ids + full_names): a read's cost and
@@ -176,10 +177,14 @@ def _key_of(key: _Key) -> str:
 
 
 def _match(keys: Sequence[_Key], views: Sequence[ClassView], realm_id: str) -> list[ClassOutcome]:
+    # A full name finds the row holding it now, else the row whose caller last sent it (a Class
+    # renamed or moved in QBO since): holders are laid over the caller keys.
+    by_name = {v.caller_key: v for v in views if v.caller_key}
+    by_name.update({v.key: v for v in views if v.key})
     by_kind: dict[str, dict[str, ClassView]] = {
         ID: {v.class_id: v for v in views},
         QB_ID: {v.qb_id: v for v in views if v.qb_id},
-        FULL_NAME: {v.key: v for v in views if v.key},
+        FULL_NAME: by_name,
     }
     answered: set[str] = set()
     outcomes: list[ClassOutcome] = []
@@ -216,7 +221,7 @@ def _found(key: _Key, view: ClassView) -> ClassOutcome:
         full_name=view.full_name or view.name,  # the key is case-folded: not for display
         id=view.class_id,
     )
-    return _with_state(base, _state_of(view))
+    return with_job_state(base, _state_of(view), unsettled_is_timed_out=False)
 
 
 def _state_of(view: ClassView) -> JobState:
@@ -231,32 +236,9 @@ def _state_of(view: ClassView) -> JobState:
     )
 
 
-def _is_settled(state: JobState) -> bool:
-    return state.status in (JobStatus.SYNCED.value, JobStatus.FAILED.value)
-
-
-def _with_state(base: ClassOutcome, state: JobState) -> ClassOutcome:
-    """``base`` (which Class, found by which key) with the job's state as a caller sees it."""
-    # IN_PROGRESS is the queue's own business: callers see PENDING (with the last retry's error).
-    status = SyncStatus(state.status) if _is_settled(state) else SyncStatus.PENDING
-    synced = status is SyncStatus.SYNCED
-    return ClassOutcome(
-        stream_index=base.stream_index,
-        request_index=base.request_index,
-        status=status,
-        name=base.name,
-        full_name=base.full_name,
-        id=base.id,
-        qb_id=state.qb_id or "",
-        sync_token=str(state.version_token) if state.qb_id else "",
-        error_code="" if synced else state.error_code or "",
-        error_message="" if synced else state.error_message or "",
-    )
-
-
 def _settled_news(
     watched: dict[str, ClassOutcome], states: dict[str, JobState]
 ) -> Iterator[ClassOutcome]:
     """The watched Classes that ``states`` shows settled, each once; they stop being watched."""
-    for class_id in [cid for cid in watched if cid in states and _is_settled(states[cid])]:
-        yield _with_state(watched.pop(class_id), states[class_id])
+    for class_id in [cid for cid in watched if cid in states and is_settled(states[cid])]:
+        yield with_job_state(watched.pop(class_id), states[class_id], unsettled_is_timed_out=False)

@@ -118,6 +118,15 @@ class RealmRotation:
         self._busy[realm_id] = self._busy.get(realm_id, 0) + 1
         return realm_id
 
+    def hold(self, realm_id: str) -> bool:
+        """Hold ``realm_id`` as ``take`` would, for a job handed over directly
+        (``sync/hand_off.py``), if it can start a QBO call now; False otherwise."""
+        with self._lock:
+            if not self._has_room(realm_id):
+                return False
+            self._busy[realm_id] = self._busy.get(realm_id, 0) + 1
+            return True
+
     def release(self, realm_id: str) -> None:
         """The worker is done with the jobs it claimed in ``realm_id``."""
         with self._lock:

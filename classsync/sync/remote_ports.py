@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from classsync.domain import (
     ChangePage,
@@ -18,6 +17,7 @@ from classsync.domain import (
     RemoteApply,
     WebhookNotice,
 )
+from classsync.sync.ports import Transaction
 
 
 class RemoteChangeStore(Protocol):
@@ -63,7 +63,7 @@ class WebhookInbox(Protocol):
         ...
 
 
-class RemoteUnitOfWork(Protocol):
+class RemoteUnitOfWork(Transaction, Protocol):
     """One transaction over the remote-change store and the webhook inbox."""
 
     @property
@@ -74,19 +74,6 @@ class RemoteUnitOfWork(Protocol):
     @property
     def inbox(self) -> WebhookInbox:
         """The webhook inbox, in this transaction."""
-        ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def commit(self) -> None:
-        """Make the work durable."""
         ...
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
@@ -11,6 +10,7 @@ import structlog
 
 from classsync.sync.limiter import RateLimiter
 from classsync.sync.ports import ReplicaSeat
+from classsync.sync.worker_thread import WorkerThread
 
 log = structlog.get_logger(__name__)
 
@@ -46,8 +46,7 @@ class ReplicaHeartbeat:
         self._interval = interval
         self._clock = clock
         self._seat = ReplicaSeat(replicas=1, rank=0)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = WorkerThread("replica-heartbeat", self._run)
 
     def beat(self) -> None:
         """One heartbeat (also called once before the engine starts, so the first calls are paced)."""
@@ -67,11 +66,10 @@ class ReplicaHeartbeat:
     def start(self) -> None:
         """Beat now, then on a daemon thread."""
         self.beat()
-        self._thread = threading.Thread(target=self._run, name="replica-heartbeat", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._worker.sleep(self._interval):
             try:
                 self.beat()
             except Exception:
@@ -80,9 +78,7 @@ class ReplicaHeartbeat:
 
     def stop(self) -> None:
         """Stop beating and leave the registry."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        self._worker.stop(timeout=5)
         try:
             self._registry.leave(self._replica_id)
         except Exception:

@@ -19,10 +19,14 @@ from classsync.domain import (
     ValidClass,
     validate,
 )
+from classsync.sync.caller_outcomes import is_settled, with_job_state
 from classsync.sync.clock import SystemClock
+from classsync.sync.hand_off import HandOff
 from classsync.sync.ports import (
     Clock,
     JobState,
+    JobStatus,
+    OneClassStore,
     RealmDirectory,
     StoreConflict,
     StoredClass,
@@ -50,6 +54,9 @@ class Accepted:
     generation: int
     name: str
     full_name: str
+    # The job's state as stored, when the store told it (the one-statement path): answering
+    # needs no look-up then.
+    state: JobState | None = None
 
 
 class IngestService:
@@ -66,8 +73,12 @@ class IngestService:
         realms: RealmDirectory | None = None,
         clock: Clock | None = None,
         conflicts: ConflictRecorder | None = None,
+        one_class: OneClassStore | None = None,
+        hand_off: HandOff | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._one_class = one_class
+        self._hand_off = hand_off
         self._conflicts = conflicts
         self._clock = clock or SystemClock()
         self._board = board
@@ -133,6 +144,10 @@ class IngestService:
             ]
         checked = [validate(item) for item in items]
         valid = [c for c in checked if isinstance(c, ValidClass)]
+        if len(checked) == 1 and len(valid) == 1:
+            one = self._store_one(valid[0], realm_id)
+            if one is not None:
+                return [_accepted_one(items[0], one, first_stream_index)]
         stored = self._store(valid, realm_id) if valid else []
         self._report_overwrites(stored, realm_id)
         stored_iter = iter(stored)
@@ -164,6 +179,31 @@ class IngestService:
                     if self._conflicts is not None:
                         self._conflicts.conflict_decided(realm_id, "caller", field)
 
+    def _store_one(self, item: ValidClass, realm_id: str) -> StoredClass | None:
+        """The hot path: one new top-level Class in one round trip, its job straight to this
+        process's engine when a worker is free (docs/performance.md, "c. overhead").
+
+        None when it does not apply (the Class matches a row, has a parent or a QBO Id; no
+        one-statement store for this database): the general path then stores it.
+        """
+        if self._one_class is None or item.qb_id is not None or item.parent_path:
+            return None
+        lease = self._hand_off.reserve(realm_id) if self._hand_off is not None else None
+        stored: StoredClass | None = None
+        try:
+            stored = self._one_class.store_new(item, realm_id, self._clock.now(), lease)
+        except StoreUnavailable:
+            log.info("ingest_one_statement_failed", exc_info=True)  # the general path retries
+        finally:
+            if lease is not None and self._hand_off is not None:
+                if stored is not None and stored.claimed is not None:
+                    self._hand_off.hand_over(lease, stored.claimed)
+                else:
+                    self._hand_off.cancel(realm_id)
+        if stored is not None and lease is None:
+            self._wake_engine(realm_id)
+        return stored
+
     def _store(self, valid: list[ValidClass], realm_id: str) -> list[StoredClass | Rejection]:
         for attempt in range(1, _STORE_ATTEMPTS + 1):
             try:
@@ -192,22 +232,26 @@ class IngestService:
         stored and will still sync.
         """
         wanted = {a.class_id for a in accepted}
+        # States the store reported with the Classes: nothing to look up for them.
+        states = {a.class_id: a.state for a in accepted if a.state is not None}
+        known = len(states) == len(accepted)
         if timeout <= 0 or not wanted:
             # Answer as soon as stored (x-classsync-wait-seconds: 0): one look at the states,
             # not the subscribe / poll / final-poll cycle, which costs two more queries.
-            polled = self._poll(wanted) if wanted else {}
+            polled = self._poll(wanted) if wanted and not known else states
             return [_outcome(a, polled.get(a.class_id)) for a in accepted]
-        states: dict[str, JobState] = {}
-        ticket = self._board.subscribe(wanted)
+        ticket = self._board.subscribe(wanted, since={a.class_id: a.generation for a in accepted})
         try:
             deadline = time.monotonic() + timeout
-            next_poll = 0.0
+            # Just stored: a first look would only find them pending (another replica is looked
+            # for at the usual interval).
+            next_poll = time.monotonic() + _POLL_OTHER_REPLICAS_S if known else 0.0
             while wanted and is_active():
                 now = time.monotonic()
                 if now >= next_poll:
                     polled = self._poll(wanted)
                     states.update(polled)
-                    wanted -= {cid for cid, s in polled.items() if _settled(s)}
+                    wanted -= {cid for cid, s in polled.items() if is_settled(s)}
                     next_poll = now + _POLL_OTHER_REPLICAS_S
                 remaining = deadline - time.monotonic()
                 if not wanted or remaining <= 0:
@@ -258,33 +302,37 @@ def _result(
     )
 
 
-def _settled(state: JobState) -> bool:
-    return state.status in (SyncStatus.SYNCED.value, SyncStatus.FAILED.value)
+def _accepted_one(item: ClassInput, stored: StoredClass, stream_index: int) -> Accepted:
+    """The one-statement path's answer to ingest, with the job's state as written."""
+    status = JobStatus.PENDING if stored.claimed is None else JobStatus.IN_PROGRESS
+    state = JobState(
+        class_id=stored.class_id,
+        status=status.value,
+        generation=stored.generation,
+        qb_id=None,
+        version_token=0,
+        error_code=None,
+        error_message=None,
+    )
+    return Accepted(
+        stream_index=stream_index,
+        request_index=0,
+        class_id=stored.class_id,
+        generation=stored.generation,
+        name=item.name,
+        full_name=item.full_name,
+        state=state,
+    )
 
 
 def _outcome(accepted: Accepted, state: JobState | None) -> ClassOutcome:
-    if state is None:
-        status, code, message, qb_id, token = SyncStatus.PENDING, "", "", "", ""
-    else:
-        status = SyncStatus(state.status) if _settled(state) else SyncStatus.PENDING
-        code = state.error_code or ""
-        message = state.error_message or ""
-        qb_id = state.qb_id or ""
-        token = str(state.version_token) if state.qb_id else ""
-        if status is SyncStatus.SYNCED:
-            code = message = ""
-        elif status is SyncStatus.PENDING and not code:
-            code = ErrorCode.TIMED_OUT.value
-            message = "not synced to QBO yet; it is stored and will sync"
-    return ClassOutcome(
+    base = ClassOutcome(
         stream_index=accepted.stream_index,
         request_index=accepted.request_index,
-        status=status,
+        status=SyncStatus.PENDING,
         name=accepted.name,
         full_name=accepted.full_name,
         id=accepted.class_id,
-        qb_id=qb_id,
-        sync_token=token,
-        error_code=code,
-        error_message=message,
     )
+    # The caller waited for QBO: a job still pending at the deadline has timed out.
+    return with_job_state(base, state, unsettled_is_timed_out=True)

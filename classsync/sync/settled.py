@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 
 from classsync.sync.ports import JobState
+
+# Settled states kept for a call that subscribes after its job was handed to a worker (the worker
+# may settle it first); bounded, so memory does not grow with traffic.
+_RECENT = 4096
 
 
 class SettledBoard:
@@ -15,12 +20,22 @@ class SettledBoard:
         self._condition = threading.Condition()
         self._waiters: dict[int, tuple[set[str], dict[str, JobState]]] = {}
         self._next = 0
+        self._recent: OrderedDict[str, JobState] = OrderedDict()
 
-    def subscribe(self, class_ids: Iterable[str]) -> int:
-        """Start collecting states for ``class_ids``; returns a ticket for wait()/unsubscribe()."""
+    def subscribe(self, class_ids: Iterable[str], since: Mapping[str, int] | None = None) -> int:
+        """Start collecting states for ``class_ids``; returns a ticket for wait()/unsubscribe().
+
+        With ``since`` (class id -> generation stored), a state posted shortly before, of that
+        generation or a newer one, is collected at once.
+        """
         with self._condition:
             self._next += 1
-            self._waiters[self._next] = (set(class_ids), {})
+            found: dict[str, JobState] = {}
+            for class_id, generation in (since or {}).items():
+                state = self._recent.get(class_id)
+                if state is not None and state.generation >= generation:
+                    found[class_id] = state
+            self._waiters[self._next] = (set(class_ids), found)
             return self._next
 
     def unsubscribe(self, ticket: int) -> None:
@@ -32,6 +47,11 @@ class SettledBoard:
         """Publish jobs that reached SYNCED or FAILED."""
         states = list(states)
         with self._condition:
+            for state in states:
+                self._recent[state.class_id] = state
+                self._recent.move_to_end(state.class_id)
+            while len(self._recent) > _RECENT:
+                self._recent.popitem(last=False)
             for wanted, found in self._waiters.values():
                 for state in states:
                     if state.class_id in wanted:

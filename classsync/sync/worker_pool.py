@@ -41,12 +41,14 @@ class WorkerPool:
     def __init__(
         self,
         target: Callable[[str], None],
-        *,
         base: int,
-        limit: int,
+        limit: int | None,
         owner_prefix: str,
+        *,
         start_thread: Callable[[threading.Thread], None] = threading.Thread.start,
     ) -> None:
+        """``limit`` None: a fixed pool of ``base`` workers."""
+        limit = base if limit is None else limit
         if base < 1 or limit < base:
             raise ValueError(f"need 1 <= base ({base}) <= limit ({limit})")
         self._target = target

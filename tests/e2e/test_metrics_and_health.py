@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,20 +17,14 @@ from classsync.api.server import QBO_HEALTH_NAME, SERVICE_NAME
 from tests.e2e.conftest import Service, klass
 from tests.e2e.processes import run_cli, server_env
 from tests.e2e.tcp_proxy import TcpProxy
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 CREATE_CLASS = f"/{SERVICE_NAME}/CreateClass"
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
+_WAIT_S = 20.0  # bound on anything a test waits for here
 
 
 def http_get(svc: Service, path: str) -> tuple[int, str]:
@@ -87,9 +79,10 @@ def test_metrics_move_while_classes_sync(service_factory: Any, fresh_sandbox: An
     assert ("classsync_oldest_pending_age_seconds", frozenset({("realm", realm)})) in during
 
     fresh_sandbox.admin.clear_faults()
-    wait_until(
+    wait_for(
         lambda: sample(svc, "classsync_jobs", realm=realm, status="SYNCED") == 12,
-        "every job SYNCED in classsync_jobs",
+        timeout=_WAIT_S,
+        what="every job SYNCED in classsync_jobs",
     )
     after = scrape(svc)
     assert after[("classsync_classes_synced_total", frozenset({("realm", realm)}))] == 12
@@ -128,7 +121,11 @@ def test_health_follows_the_database(service_factory: Any, database_url: str, sa
         assert sample(svc, "classsync_ready") == 1
 
         proxy.close()  # connections refused, open ones cut
-        wait_until(lambda: health(svc, "") == NOT_SERVING, "overall health NOT_SERVING")
+        wait_for(
+            lambda: health(svc, "") == NOT_SERVING,
+            timeout=_WAIT_S,
+            what="overall health NOT_SERVING",
+        )
         assert health(svc, SERVICE_NAME) == NOT_SERVING
         assert sample(svc, "classsync_ready") == 0
         status, body = http_get(svc, "/readyz")
@@ -140,9 +137,13 @@ def test_health_follows_the_database(service_factory: Any, database_url: str, sa
         assert json.loads(down.stdout)["database"]["reachable"] is False
 
         proxy.open()
-        wait_until(lambda: health(svc, "") == SERVING, "overall health SERVING again")
+        wait_for(
+            lambda: health(svc, "") == SERVING, timeout=_WAIT_S, what="overall health SERVING again"
+        )
         assert health(svc, SERVICE_NAME) == SERVING
-        wait_until(lambda: http_get(svc, "/readyz")[0] == 200, "/readyz 200 again")
+        wait_for(
+            lambda: http_get(svc, "/readyz")[0] == 200, timeout=_WAIT_S, what="/readyz 200 again"
+        )
         [reply] = svc.send([klass("AfterTheOutage")])
         assert reply.results[0].status == "SYNCED"
         up = run_cli(server_env(proxied, sandbox, realm), "status")
@@ -168,11 +169,16 @@ def test_a_revoked_refresh_token_shows_in_health_and_metrics(
     sandbox.admin.expire_access_tokens(svc.realm_id)  # the next QBO call must refresh
     [reply] = svc.send([klass("AfterRevoke")], metadata=[("x-classsync-wait-seconds", "2")])
     assert reply.results[0].status != "SYNCED"
-    wait_until(lambda: health(svc, QBO_HEALTH_NAME) == NOT_SERVING, "classsync.qbo NOT_SERVING")
+    wait_for(
+        lambda: health(svc, QBO_HEALTH_NAME) == NOT_SERVING,
+        timeout=_WAIT_S,
+        what="classsync.qbo NOT_SERVING",
+    )
     assert health(svc, "") == SERVING  # the service still takes Classes in
-    wait_until(
+    wait_for(
         lambda: sample(svc, "classsync_realm_connected", realm=svc.realm_id) == 0,
-        "classsync_realm_connected 0",
+        timeout=_WAIT_S,
+        what="classsync_realm_connected 0",
     )
 
 
@@ -187,3 +193,58 @@ def test_serve_refuses_a_metrics_address_in_use(database_url: str, sandbox: Any)
     assert done.returncode == 2, done.stdout + done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("classsync: configuration error: METRICS_ADDRESS")
+
+
+def _requests(svc: Service, operation: str) -> float:
+    """classsync_qbo_requests_total of the service's realm for one operation, outcome ok."""
+    return sample(
+        svc,
+        "classsync_qbo_requests_total",
+        realm=svc.realm_id,
+        operation=operation,
+        outcome="ok",
+    )
+
+
+def test_qbo_calls_reading_changes_back_are_counted(
+    service_factory: Any, sandbox_factory: Any
+) -> None:
+    box = sandbox_factory()
+    verifier = "metrics-verifier-token"
+    svc: Service = service_factory(
+        sandbox_=box,
+        realm_=box.admin.create_realm(),
+        qbo_cdc_interval_seconds=0.5,
+        webhook_address="127.0.0.1:0",
+        qbo_webhook_verifier_token=verifier,
+    )
+    # No CDC mark yet: the poller's first round reads every Class (a query), then polls CDC.
+    wait_for(
+        lambda: _requests(svc, "query") >= 1,
+        timeout=_WAIT_S,
+        what="the full read counted as a query",
+    )
+    wait_for(lambda: _requests(svc, "cdc") >= 1, timeout=_WAIT_S, what="a CDC poll counted")
+    assert _requests(svc, "read") == 0  # nothing was notified yet
+
+    two_way = svc.app.two_way
+    assert two_way is not None
+    assert two_way.webhooks is not None
+    box.admin.update_config(
+        webhook_url=f"http://127.0.0.1:{two_way.webhooks.port}/webhooks/qbo",
+        webhook_verifier_token=verifier,
+    )
+    created = box.admin.create_class(svc.realm_id, "Made In QBO")
+    # The webhook worker reads the notified Class back from QBO (the engine made no call).
+    wait_for(
+        lambda: _requests(svc, "read") >= 1,
+        timeout=_WAIT_S,
+        what="the webhook worker's read counted",
+    )
+    wait_for(
+        lambda: any(r.qb_id == created["Id"] for r in svc.rows()),
+        timeout=_WAIT_S,
+        what="the Class applied",
+    )
+    timed = sample(svc, "classsync_qbo_request_seconds_count", operation="cdc")
+    assert timed >= 1

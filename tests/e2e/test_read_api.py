@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -12,6 +13,7 @@ from classsync.api._generated import class_service_pb2 as pb
 from classsync.api.convert import SUCCESS_MESSAGE
 from classsync.api.realm import REALM_KEY
 from tests.e2e.conftest import Service, klass
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -214,6 +216,46 @@ class TestWatchClasses:
         with pytest.raises(grpc.RpcError) as error:
             list(watch)
         assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class TestRenamedInQbo:
+    def test_a_full_name_read_finds_the_class_by_the_name_its_caller_last_sent(
+        self, service_factory: Callable[..., Service]
+    ) -> None:
+        service = service_factory(qbo_cdc_interval_seconds=0.5)
+        [reply] = service.send(
+            [klass("Company"), klass("Software Dept", "Company / Software Dept")]
+        )
+        parent, child = reply.results
+        admin, realm = service.sandbox.admin, service.realm_id
+        admin.rename_class(realm, parent.qb_id, "Holding")
+        wait_for(
+            lambda: (
+                {r.id: r.full_name for r in service.rows()}[child.id] == "Holding:Software Dept"
+            ),
+            timeout=5.0,
+            what="the rename to be read back",
+        )
+
+        # The caller still says "Company": both Classes are found, under their names now.
+        got = _get(service, full_names=["Company", "Company / Software Dept", "Holding"])
+        assert [(r.id, r.full_name, r.status) for r in got.results] == [
+            (parent.id, "Holding", "SYNCED"),
+            (child.id, "Holding:Software Dept", "SYNCED"),
+        ]  # "Holding" named the parent again: answered once
+
+        # A Class holding the name now wins over the one its caller last sent it for.
+        created = admin.create_class(realm, "Company")
+        wait_for(
+            lambda: any(r.qb_id == created["Id"] for r in service.rows()),
+            timeout=5.0,
+            what="the new Class read",
+        )
+        [holder] = _get(service, full_names=["Company"]).results
+        assert holder.qb_id == created["Id"]
+        assert holder.id != parent.id
+        [renamed] = _get(service, qb_ids=[parent.qb_id]).results
+        assert renamed.full_name == "Holding"
 
 
 @pytest.mark.parametrize("backend", ["sqlite_database_url", "mysql_database_url"])

@@ -10,8 +10,7 @@ from sqlalchemy import select
 from classsync.domain import ClassInput, QboClass, ValidClass, WebhookNotice, validate
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.models import QBClass, SyncJob
-from classsync.store.remote_changes import SqlAlchemyRemoteUnitOfWork
-from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
+from classsync.store.unit_of_work import SqlAlchemyRemoteUnitOfWork, SqlAlchemyUnitOfWork
 from classsync.sync.conflicts import ConflictCounter
 from classsync.sync.remote_changes import RemoteChangeApplier
 

@@ -1,4 +1,4 @@
-"""The SQLAlchemy unit of work hands the sync layer store-neutral errors, on a real database."""
+"""Both SQLAlchemy units of work hand the sync layer store-neutral errors, on a real database."""
 
 from __future__ import annotations
 
@@ -9,41 +9,57 @@ from sqlalchemy import insert, text
 
 from classsync.store.database import make_engine, make_session_factory
 from classsync.store.models import QBClass, new_id
-from classsync.store.unit_of_work import SqlAlchemyUnitOfWork
+from classsync.store.unit_of_work import (
+    SessionUnitOfWork,
+    SqlAlchemyRemoteUnitOfWork,
+    SqlAlchemyUnitOfWork,
+)
 from classsync.sync.clock import SystemClock
 from classsync.sync.ports import StoreConflict, StoreUnavailable
 
 pytestmark = pytest.mark.integration
 
-_Work = Callable[[SqlAlchemyUnitOfWork], None]
+_Work = Callable[[SessionUnitOfWork], None]
 
 
-@pytest.fixture
-def run_in_uow(database_url: str) -> Iterator[Callable[[_Work], None]]:
-    """Run some work inside one SqlAlchemyUnitOfWork on a fresh PostgreSQL database."""
+@pytest.fixture(params=[SqlAlchemyUnitOfWork, SqlAlchemyRemoteUnitOfWork])
+def run_in_uow(
+    database_url: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[[_Work], None]]:
+    """Run some work inside one unit of work (either kind) on a fresh PostgreSQL database."""
+    kind: type[SessionUnitOfWork] = request.param
     engine = make_engine(database_url)
 
     def run(work: _Work) -> None:
-        with SqlAlchemyUnitOfWork(make_session_factory(engine)) as uow:
+        with kind(make_session_factory(engine)) as uow:
             work(uow)
 
     yield run
     engine.dispose()
 
 
-def _insert_the_same_key_twice(uow: SqlAlchemyUnitOfWork) -> None:
+def _read_through_a_store(uow: SessionUnitOfWork) -> None:
+    # Each kind read through one of its own stores, so the error comes from store code.
+    if isinstance(uow, SqlAlchemyRemoteUnitOfWork):
+        uow.changes.cdc_mark("realm-1")
+    else:
+        assert isinstance(uow, SqlAlchemyUnitOfWork)
+        uow.jobs.counts()
+
+
+def _insert_the_same_key_twice(uow: SessionUnitOfWork) -> None:
     row = {"id": new_id(), "name": "A", "fullNameKey": "A", "updatedAt": SystemClock().now()}
     uow._session.execute(insert(QBClass).values(row))
     uow._session.execute(insert(QBClass).values({**row, "id": new_id()}))
 
 
-def _lose_the_connection(uow: SqlAlchemyUnitOfWork) -> None:
+def _lose_the_connection(uow: SessionUnitOfWork) -> None:
     uow._session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
-    uow.jobs.counts()
+    _read_through_a_store(uow)
 
 
-def _fail_on_our_own(uow: SqlAlchemyUnitOfWork) -> None:
-    uow.jobs.counts()
+def _fail_on_our_own(uow: SessionUnitOfWork) -> None:
+    _read_through_a_store(uow)
     raise KeyError("ours")
 
 

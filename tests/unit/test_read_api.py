@@ -57,7 +57,10 @@ class FakeReader:
         return [
             v
             for v in self.views
-            if v.class_id in ids or (v.qb_id and v.qb_id in qb_ids) or v.key in full_name_keys
+            if v.class_id in ids
+            or (v.qb_id and v.qb_id in qb_ids)
+            or v.key in full_name_keys
+            or v.caller_key in full_name_keys
         ]
 
 
@@ -152,6 +155,16 @@ class TestGet:
         for form in ("A:B", "A / B", " A : B ", "a / b"):
             [found] = _service(reader).get(REALM, ClassLookup(full_names=(form,)))
             assert found.id == "c"
+
+    def test_a_full_name_finds_its_holder_first_then_the_row_its_caller_last_sent(self) -> None:
+        renamed = _view("c1", "holding", caller_key="company")
+        reader = FakeReader(renamed)
+        [found] = _service(reader).get(REALM, ClassLookup(full_names=("Company",)))
+        assert (found.id, found.full_name) == ("c1", "holding")
+        holder = _view("c2", "company")  # a Class holding the name now, listed first
+        reader = FakeReader(holder, renamed)
+        [found] = _service(reader).get(REALM, ClassLookup(full_names=("Company",)))
+        assert found.id == "c2"
 
     def test_keys_finding_nothing_are_answered_not_found_with_the_key(self) -> None:
         lookup = ClassLookup(ids=("gone",), qb_ids=("99",), full_names=("X / Y",))

@@ -45,6 +45,11 @@ def _configure(connection: Connection) -> None:
         compare_type=True,
         # SQLite cannot ALTER most things in place; batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
+        # Alembic runs each SQLite revision in its own transaction and reads the version table
+        # before the first one, outside any lock: a process starting alongside another could
+        # read a version the other was already moving past ("expected to match one row ... 0
+        # found"). One transaction for the whole run (BEGIN IMMEDIATE) reads it under the lock.
+        transactional_ddl=True if connection.dialect.name == "sqlite" else None,
     )
 
 
