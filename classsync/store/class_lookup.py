@@ -1,4 +1,4 @@
-"""Find a realm's QBClass rows (with their job's status) by a list of keys, one index probe each.
+"""Look-ups by a list of keys: a realm's QBClass rows by key (one index probe each), job states.
 
 The obvious statement, ``"realmId" = r AND "fullNameKey" IN (k1, ..., k500)``, leaves the plan
 to PostgreSQL's statistics, and on a table that grew from empty within one import they are stale
@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, Text, bindparam, func, select, true
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, Row, Select, Text, any_, bindparam, cast, func, select, true
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from classsync.store.statements import CLASS, JOB, in_chunks
 
@@ -86,7 +86,50 @@ def rows_by(
     if not values:
         return
     if connection.dialect.name == "postgresql":
-        yield from connection.execute(_PROBE[column], {"realm": realm_id, "keys": list(values)})
+        yield from connection.execute(
+            _PROBE[column], {"realm": realm_id, "keys": list(values)}
+        ).all()
         return
     for chunk in in_chunks(values):
         yield from connection.execute(_IN_LIST[column], {"realm": realm_id, "keys": list(chunk)})
+
+
+# A job's state and its Class's QBO link, by class id. On PostgreSQL the ids travel as one array
+# (``= ANY``): an IN list of 1,000 bound values cost more to render and parse, in SQLAlchemy and
+# psycopg, than the look-up itself (about a tenth of a long import's CPU, docs/performance.md).
+_STATE_COLUMNS = (
+    JOB.c.status,
+    JOB.c.generation,
+    CLASS.c.qbId,
+    CLASS.c.versionToken,
+    JOB.c.lastErrorCode,
+    JOB.c.lastErrorMessage,
+)
+_JOB_WITH_CLASS = JOB.join(CLASS, CLASS.c.id == JOB.c.classId)
+_STATES_ANY = (
+    # The id as text: it is handed on as a string, and a UUID object per row cost more.
+    select(cast(JOB.c.classId, Text()).label("classId"), *_STATE_COLUMNS)
+    .select_from(_JOB_WITH_CLASS)
+    .where(
+        JOB.c.classId
+        == any_(cast(bindparam("ids", type_=ARRAY(Text())), ARRAY(UUID(as_uuid=False))))
+    )
+)
+_STATES_IN = (
+    select(JOB.c.classId, *_STATE_COLUMNS)
+    .select_from(_JOB_WITH_CLASS)
+    .where(JOB.c.classId.in_(bindparam("ids", expanding=True)))
+)
+
+
+def job_states(connection: Connection, class_ids: Sequence[str]) -> Iterator[Row[Any]]:
+    """(class id, status, generation, qbId, versionToken, error code, error message) of each
+    Class of ``class_ids`` that has a job."""
+    if not class_ids:
+        return
+    if connection.dialect.name == "postgresql":
+        # all(): one fetch, not a driver call per row.
+        yield from connection.execute(_STATES_ANY, {"ids": list(class_ids)}).all()
+        return
+    for chunk in in_chunks(class_ids):
+        yield from connection.execute(_STATES_IN, {"ids": list(chunk)})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import text
 
@@ -59,4 +61,18 @@ def test_postgres_probes_the_realm_and_key_index_without_statistics(
     assert f'Index Scan using "QBClass_realmId_{column}_' in plan, plan
     assert "Rows Removed by Filter" not in plan, plan
     assert "rows=500 loops=1)" in plan.splitlines()[0], plan  # found every key that is there
+    engine.dispose()
+
+
+def test_job_states_reads_each_job_by_class_id(any_database_url: str) -> None:
+    engine, sf = _factory(any_database_url)
+    stored = _save(sf, [_valid("A"), _valid("B")])
+    ids = [s.class_id for s in stored]  # type: ignore[union-attr]
+    with engine.connect() as connection:
+        states = list(class_lookup.job_states(connection, [*ids, str(uuid.uuid4())]))
+        none = list(class_lookup.job_states(connection, []))
+    assert sorted(row.classId for row in states) == sorted(ids)
+    assert all(isinstance(row.classId, str) for row in states)
+    assert {(row.status, row.generation, row.qbId) for row in states} == {("PENDING", 1, None)}
+    assert none == []
     engine.dispose()
