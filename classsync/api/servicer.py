@@ -16,7 +16,6 @@ from classsync.api.realm import call_realm
 from classsync.domain import ClassOutcome
 from classsync.sync.reads import ClassReadService
 from classsync.sync.service import Accepted, IngestService
-from classsync.sync.stream_ingest import ingest_stream
 
 log = structlog.get_logger(__name__)
 
@@ -64,11 +63,13 @@ class ClassServiceServicer(pb_grpc.ClassServiceServicer):
         wait_cap = _wait_override(metadata.get(WAIT_KEY), self._wait_seconds)
         pending: list[Accepted] = []
         answered: list[ClassOutcome] = []
-        decoded = (
-            [convert.class_input(c) for c in request.classes] for request in request_iterator
-        )
-        stored = ingest_stream(self._ingest, decoded, realm_id=realm_id)
-        for number, results in enumerate(stored, start=1):
+        stream_index = 0
+        for number, request in enumerate(request_iterator, start=1):
+            items = [convert.class_input(c) for c in request.classes]
+            results = self._ingest.ingest(
+                items, first_stream_index=stream_index, request_number=number, realm_id=realm_id
+            )
+            stream_index += len(items)
             accepted = [r for r in results if isinstance(r, Accepted)]
             refused = [r for r in results if isinstance(r, ClassOutcome)]
             log.info(

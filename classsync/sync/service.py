@@ -52,17 +52,6 @@ class Accepted:
     full_name: str
 
 
-@dataclass(frozen=True, slots=True)
-class CheckedRequest:
-    """One ClassRequest validated and not yet stored: each Class is valid or refused."""
-
-    items: Sequence[ClassInput]
-    checked: list[ValidClass | Rejection]
-    first_stream_index: int
-    request_number: int
-    realm_id: str
-
-
 class IngestService:
     """The application service behind CreateClass. Knows nothing about gRPC."""
 
@@ -124,26 +113,7 @@ class IngestService:
 
         ``realm_id`` is the call's realm (checked by ``check_realm`` first); default QBO_REALM_ID.
         """
-        checked = self.check(
-            items,
-            first_stream_index=first_stream_index,
-            request_number=request_number,
-            realm_id=realm_id,
-        )
-        return self.store(checked)
-
-    def check(
-        self,
-        items: Sequence[ClassInput],
-        *,
-        first_stream_index: int,
-        request_number: int,
-        realm_id: str | None = None,
-    ) -> CheckedRequest:
-        """Validate one ClassRequest without touching the database (``ingest``'s first half).
-
-        Raises ``RequestTooLarge``; a Class that breaks a rule is refused in the result instead.
-        """
+        realm_id = realm_id or self._default_realm_id
         if len(items) > self._max_classes:
             msg = (
                 f"ClassRequest #{request_number} carries {len(items)} Classes; at most "
@@ -151,40 +121,29 @@ class IngestService:
                 "ClassRequests on the same stream). Earlier ClassRequests were stored."
             )
             raise RequestTooLarge(msg)
-        return CheckedRequest(
-            items=items,
-            checked=[validate(item) for item in items],
-            first_stream_index=first_stream_index,
-            request_number=request_number,
-            realm_id=realm_id or self._default_realm_id,
-        )
-
-    def store(self, request: CheckedRequest) -> list[Accepted | ClassOutcome]:
-        """Store a checked ClassRequest in one transaction (``ingest``'s second half)."""
-        if not request.items:
+        if not items:
             return [
                 ClassOutcome(
                     stream_index=-1,
                     request_index=-1,
                     status=SyncStatus.INVALID,
                     error_code=ErrorCode.EMPTY_REQUEST.value,
-                    error_message=f"ClassRequest #{request.request_number} carries no Classes",
+                    error_message=f"ClassRequest #{request_number} carries no Classes",
                 )
             ]
-        realm_id = request.realm_id
-        valid = [c for c in request.checked if isinstance(c, ValidClass)]
+        checked = [validate(item) for item in items]
+        valid = [c for c in checked if isinstance(c, ValidClass)]
         stored = self._store(valid, realm_id) if valid else []
         self._report_overwrites(stored, realm_id)
         stored_iter = iter(stored)
-        first = request.first_stream_index
         results = [
             _result(
                 item,
                 next(stored_iter) if isinstance(check, ValidClass) else check,
-                first + offset,
+                first_stream_index + offset,
                 offset,
             )
-            for offset, (item, check) in enumerate(zip(request.items, request.checked, strict=True))
+            for offset, (item, check) in enumerate(zip(items, checked, strict=True))
         ]
         if stored:
             self._wake_engine(realm_id)
