@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from classsync.domain import (
@@ -19,9 +20,10 @@ from classsync.domain import (
     plan_upsert,
 )
 from classsync.store.bulk_insert import insert_rows
+from classsync.store.class_lookup import rows_by
 from classsync.store.job_queue import JobQueue
 from classsync.store.models import QBClass, SyncJob
-from classsync.store.statements import CLASS, UPDATE_CLASS, in_chunks
+from classsync.store.statements import CLASS, UPDATE_CLASS
 from classsync.sync.ports import AdoptionCandidate, JobStatus, StoredClass
 
 
@@ -125,47 +127,39 @@ class ClassRepository:
         by_qb_id: dict[str, str] = {}
         stored: dict[str, StoredRow] = {}
         generations: dict[str, int] = {}
+        connection = self._session.connection()
         # A row renamed or moved in QBO is found under the name the caller last sent too; a row
         # holding that name now comes first (setdefault, full names before caller keys).
-        lookups = (
-            (QBClass.full_name_key, keys),
-            (QBClass.caller_key, keys),
-            (QBClass.qb_id, qb_ids),
-        )
+        lookups = (("fullNameKey", keys), ("callerKey", keys), ("qbId", qb_ids))
         for column, values in lookups:
-            for chunk in in_chunks(values):
-                query = (
-                    select(QBClass, SyncJob.status, SyncJob.generation)
-                    .outerjoin(SyncJob, SyncJob.class_id == QBClass.id)
-                    .where(QBClass.realm_id == realm_id, column.in_(chunk))
-                )
-                for row, status, generation in self._session.execute(query).tuples():
-                    if row.full_name_key:
-                        by_key.setdefault(row.full_name_key, row.id)
-                    if column is QBClass.caller_key and row.caller_key:
-                        by_key.setdefault(row.caller_key, row.id)
-                    if row.qb_id:
-                        by_qb_id[row.qb_id] = row.id
-                    stored[row.id] = _stored_row(row, status)
-                    if generation is not None:
-                        generations[row.id] = generation
+            for row in rows_by(connection, realm_id, column, values):
+                if row.fullNameKey:
+                    by_key.setdefault(row.fullNameKey, row.id)
+                if column == "callerKey" and row.callerKey:
+                    by_key.setdefault(row.callerKey, row.id)
+                if row.qbId:
+                    by_qb_id[row.qbId] = row.id
+                stored[row.id] = _stored_row(row)
+                if row.generation is not None:
+                    generations[row.id] = row.generation
         return KnownRows(by_key=by_key, by_qb_id=by_qb_id, stored=stored), generations
 
 
-def _stored_row(row: QBClass, job_status: str | None) -> StoredRow:
+def _stored_row(row: Row[Any]) -> StoredRow:
+    # ``row``: the columns of class_lookup.rows_by (a QBClass row and its job's status).
     return StoredRow(
         name=row.name,
-        full_name=row.full_name,
-        key=row.full_name_key or row.name,
-        is_sub_class=row.is_sub_class,
-        is_active=row.is_active,
-        domain_source=row.domain_source,
-        is_sparse=row.is_sparse,
-        synced=job_status == JobStatus.SYNCED.value and row.qb_id is not None,
-        edited_in_qbo=row.qbo_edited_at is not None,
-        sent_key=row.caller_key,
-        sent_full_name=row.caller_full_name,
-        sent_active=row.caller_active,
+        full_name=row.fullName,
+        key=row.fullNameKey or row.name,
+        is_sub_class=row.isSubClass,
+        is_active=row.isActive,
+        domain_source=row.domainSource,
+        is_sparse=row.isSparse,
+        synced=row.status == JobStatus.SYNCED.value and row.qbId is not None,
+        edited_in_qbo=row.qboEditedAt is not None,
+        sent_key=row.callerKey,
+        sent_full_name=row.callerFullName,
+        sent_active=row.callerActive,
     )
 
 

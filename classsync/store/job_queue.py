@@ -14,6 +14,7 @@ from classsync.store.batch_outcomes import record_synced_many
 from classsync.store.batch_outcomes import sync_token_int as _sync_token_int
 from classsync.store.bulk_insert import insert_rows
 from classsync.store.claims import claim_due_jobs
+from classsync.store.class_lookup import job_states
 from classsync.store.models import QBClass, SyncJob
 from classsync.store.statements import in_chunks
 from classsync.sync.ports import ClaimedJob, JobState, JobStatus, LinkedClass
@@ -312,24 +313,8 @@ class JobQueue:
     # --- operators and callers -------------------------------------------------------------------
     def states(self, class_ids: Sequence[str]) -> dict[str, JobState]:
         """Current job state and QBO link of each Class."""
-        out: dict[str, JobState] = {}
-        for chunk in in_chunks(list(class_ids)):
-            query = (
-                select(
-                    SyncJob.class_id,
-                    SyncJob.status,
-                    SyncJob.generation,
-                    QBClass.qb_id,
-                    QBClass.version_token,
-                    SyncJob.last_error_code,
-                    SyncJob.last_error_message,
-                )
-                .join(QBClass, QBClass.id == SyncJob.class_id)
-                .where(SyncJob.class_id.in_(chunk))
-            )
-            for row in self._session.execute(query):
-                out[row[0]] = JobState(*row)
-        return out
+        connection = self._session.connection()
+        return {row[0]: JobState(*row) for row in job_states(connection, list(class_ids))}
 
     def counts(self) -> dict[str, int]:
         """Number of jobs per status."""
