@@ -16,6 +16,7 @@ from typing import Any
 from classsync.bench import realm_scenario, report, scenarios
 from classsync.bench.database import server_url
 from classsync.bench.settings import BenchSettings, smoke_settings
+from classsync.bench.settle import settle
 
 SCENARIOS: dict[str, Callable[[BenchSettings, str, Path], dict[str, Any]]] = {
     "ingest": scenarios.ingest,
@@ -95,7 +96,10 @@ def main(argv: list[str]) -> int:
     }
     with server_url(args.database_url) as (admin_url, source):
         result["meta"]["postgres"] = source
-        for name in chosen:
+        for position, name in enumerate(chosen):
+            if position:  # the scenario before may still be flushing: see bench/settle.py
+                waited = settle(admin_url, max_wait_s=5 if args.smoke else 60)
+                result["meta"].setdefault("settled_s", {})[name] = waited
             print(f"classsync bench: {name} ...", file=sys.stderr, flush=True)
             began = time.perf_counter()
             try:

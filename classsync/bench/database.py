@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -30,7 +30,8 @@ def _answers(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-def _admin(url: str) -> object:
+def admin_engine(url: str) -> Engine:
+    """An engine on the server's admin database for CREATE/DROP DATABASE and CHECKPOINT."""
     # AUTOCOMMIT: CREATE/DROP DATABASE cannot run in a transaction; NullPool: nothing lingers.
     return create_engine(
         normalize_database_url(url), isolation_level="AUTOCOMMIT", poolclass=NullPool
@@ -101,13 +102,13 @@ def server_url(configured: str | None) -> Iterator[tuple[str, str]]:
 def fresh_database(admin_url: str) -> Iterator[str]:
     """Create ``classsync_bench_<random>`` on the server; yield its URL; drop it afterwards."""
     name = f"classsync_bench_{uuid.uuid4().hex[:10]}"
-    engine = _admin(admin_url)
-    with engine.connect() as conn:  # type: ignore[attr-defined]
+    engine = admin_engine(admin_url)
+    with engine.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(normalize_database_url(admin_url)).set(database=name)
     try:
         yield url.render_as_string(hide_password=False)
     finally:
-        with engine.connect() as conn:  # type: ignore[attr-defined]
+        with engine.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()  # type: ignore[attr-defined]
+        engine.dispose()
