@@ -129,3 +129,34 @@ def test_a_batch_window_keeps_a_second_of_room() -> None:
         with limiter.call("realm", batch=True):
             starts.append(clock.monotonic())
     assert starts[40] - starts[0] >= 60.0 + 1.0
+
+
+def test_a_call_that_comes_just_after_the_window_still_keeps_the_room() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(max_in_flight=10, per_minute=30, clock=clock.monotonic, sleep=clock.sleep)
+    starts = []
+    for _ in range(30):
+        with limiter.call("realm"):
+            starts.append(clock.monotonic())
+    # The 31st caller comes late, just past one window after the first start but inside the
+    # room: the first start must still count (the bench's 429 in sync-real-batch).
+    clock.advance(starts[0] + 60.1 - clock.monotonic())
+    with limiter.call("realm"):
+        late = clock.monotonic()
+    assert late - starts[0] >= 60.0 + 0.5
+
+
+def test_a_batch_that_comes_just_after_the_window_still_keeps_the_room() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(
+        max_in_flight=10, per_minute=500, clock=clock.monotonic, sleep=clock.sleep
+    )
+    starts = []
+    for _ in range(40):
+        with limiter.call("realm", batch=True):
+            starts.append(clock.monotonic())
+    clock.advance(starts[0] + 60.5 - clock.monotonic())
+    assert limiter.batch_wait("realm") >= 0.5 - 1e-9
+    with limiter.call("realm", batch=True):
+        late = clock.monotonic()
+    assert late - starts[0] >= 60.0 + 1.0
