@@ -23,13 +23,25 @@ def _code(context: grpc.ServicerContext, default: grpc.StatusCode) -> str:
     return str((code or default).name)
 
 
+# A caller's deadline fires on its own clock first: its library cancels the stream, and that
+# cancel can reach us a little before our copy of the deadline (taken from the grpc-timeout
+# header when the call arrived) runs out. A caller gone this close to its deadline left because
+# of it, not by choice.
+_DEADLINE_SLACK_S = 0.25
+
+
 def _failure(context: grpc.ServicerContext) -> grpc.StatusCode:
     """The status of a call whose handler raised: a caller that went away (its deadline passed,
     or it cancelled) makes reading its stream raise, which is not the server's UNKNOWN."""
     if context.is_active():
         return grpc.StatusCode.UNKNOWN
+    return _gone(context)
+
+
+def _gone(context: grpc.ServicerContext) -> grpc.StatusCode:
+    """Why a caller went away: its deadline (reached, or all but), else it cancelled."""
     remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
+    if remaining is not None and remaining <= _DEADLINE_SLACK_S:
         return grpc.StatusCode.DEADLINE_EXCEEDED
     return grpc.StatusCode.CANCELLED
 
@@ -85,7 +97,7 @@ class CallMetricsInterceptor(grpc.ServerInterceptor):
             try:
                 yield from behaviour(request, context)
             except GeneratorExit:  # the caller went away before the last reply
-                code = grpc.StatusCode.CANCELLED
+                code = _gone(context)
                 raise
             except Exception:
                 code = _failure(context)

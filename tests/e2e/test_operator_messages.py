@@ -126,3 +126,33 @@ def test_a_call_whose_deadline_passes_mid_stream_is_counted_as_such(service_fact
         what="the call counted as DEADLINE_EXCEEDED",
     )
     assert sample(svc, "classsync_grpc_calls_total", method=CREATE_CLASS, code="UNKNOWN") == 0
+
+
+def test_a_call_its_caller_cancels_is_counted_as_cancelled(service_factory: Any) -> None:
+    """A caller that leaves by choice, far from its deadline, is CANCELLED, not a deadline."""
+    svc = service_factory()
+    released = threading.Event()
+
+    def requests() -> Iterator[pb.ClassRequest]:
+        yield pb.ClassRequest(classes=[pb.Class(**klass("Left"))])
+        released.wait(10)  # the stream stays open until the caller cancels
+
+    call = svc.stub.CreateClass(requests(), timeout=30)
+    wait_for(
+        lambda: sample(svc, "classsync_classes_received_total") == 1,
+        timeout=10,
+        what="the first request stored",
+    )
+    call.cancel()
+    released.set()
+    wait_for(
+        lambda: (
+            sample(svc, "classsync_grpc_calls_total", method=CREATE_CLASS, code="CANCELLED") == 1
+        ),
+        timeout=10,
+        what="the call counted as CANCELLED",
+    )
+    assert (
+        sample(svc, "classsync_grpc_calls_total", method=CREATE_CLASS, code="DEADLINE_EXCEEDED")
+        == 0
+    )
