@@ -1,11 +1,9 @@
 """Between two bench scenarios: let PostgreSQL and the machine go quiet before the next timing.
 
-A scenario that writes a lot (ingest stores 200,000 rows) leaves PostgreSQL flushing dirty
-buffers and autovacuum working for a while after its database is dropped. The next scenario
-then shares the two cores with that work: the full `make bench` of 2026-12-02 measured
-sync-scaled at 75.6 % right after ingest, and 91.5-91.8 % when run alone on the same code.
-So the bench asks for a checkpoint and waits (bounded) until the CPUs are mostly idle.
-"""
+A scenario that writes a lot (ingest stores 200,000 rows) can leave PostgreSQL flushing dirty
+buffers, and the machine busy, when the next one starts timing. So the bench asks for a
+checkpoint and waits (bounded) until the CPUs are mostly idle. It makes runs comparable; it did
+not explain why sync-scaled measures lower inside a full run than alone (docs/performance.md)."""
 
 from __future__ import annotations
 
