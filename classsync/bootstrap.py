@@ -115,19 +115,23 @@ def build_storage(settings: Settings, *, migrate: bool = True, sync_pool: bool =
     return Storage(engine, factory, tokens, sync_engine, sync_factory)
 
 
-def build_token_manager(settings: Settings, storage: Storage) -> TokenManager:
-    """OAuth token lifecycle for every realm, persisted in the database."""
+def auth_client_factory(settings: Settings) -> Callable[[], Any]:
+    """intuit-oauth clients for the configured app (plain http only on loopback)."""
     allow_plain_http_if_loopback(settings.api_base_url, settings.intuit_environment)
-    factory = make_auth_client_factory(
+    return make_auth_client_factory(
         settings.qbo_client_id,
         settings.qbo_client_secret.get_secret_value(),
         settings.qbo_redirect_uri,
         settings.intuit_environment,
         timeout_s=settings.qbo_timeout_seconds,
     )
+
+
+def build_token_manager(settings: Settings, storage: Storage) -> TokenManager:
+    """OAuth token lifecycle for every realm, persisted in the database."""
     return TokenManager(
         storage.token_store,
-        factory,
+        auth_client_factory(settings),
         bootstrap_refresh_token=settings.bootstrap_refresh_token,
         bootstrap_realm_id=settings.qbo_realm_id,
     )
@@ -232,7 +236,7 @@ def build_engine(
         if applier is None
         else (lambda realm, qbo: applier.apply(realm, [qbo])),
         conflicts=None if applier is None else applier.conflicts,
-        one_statement=one_statement_outcome(storage, metrics),
+        one_statement=one_outcome_store(storage, metrics),
     )
 
 
@@ -320,9 +324,7 @@ def one_class_store(storage: Storage, metrics: SyncMetrics | None) -> OneClassSt
     return store if metrics is None else MeteredOneClassStore(store, metrics)
 
 
-def one_statement_outcome(
-    storage: Storage, metrics: SyncMetrics | None
-) -> OneStatementOutcome | None:
+def one_outcome_store(storage: Storage, metrics: SyncMetrics | None) -> OneStatementOutcome | None:
     """The engine's one-statement record of a synced job, where the database has one."""
     if dialect_name(storage.engine) != "postgresql":
         return None

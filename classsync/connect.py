@@ -12,11 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from classsync.bootstrap import build_storage
+from classsync.bootstrap import auth_client_factory, build_storage
 from classsync.config import Settings
 from classsync.domain import RealmTokens
 from classsync.qbo.endpoints import allow_plain_http_if_loopback, is_loopback_url
-from classsync.qbo.oauth import authorization_url, exchange_code, make_auth_client_factory
+from classsync.qbo.oauth import authorization_url, exchange_code
 
 
 class _Callback(http.server.BaseHTTPRequestHandler):
@@ -61,7 +61,7 @@ def run_connect(
     thread = threading.Thread(target=listener.serve_forever, daemon=True)
     thread.start()
     try:
-        client = _auth_client(settings)
+        client = auth_client_factory(settings)()
         state = secrets.token_urlsafe(16)
         url = authorization_url(client, state)
         if is_loopback_url(url):
@@ -96,7 +96,7 @@ def run_connect_paste(
     browser was redirected to (it need not have loaded: only its query is read).
     """
     allow_plain_http_if_loopback(settings.api_base_url, settings.intuit_environment)
-    client = _auth_client(settings)
+    client = auth_client_factory(settings)()
     state = secrets.token_urlsafe(16)
     url = authorization_url(client, state)
     print(
@@ -124,16 +124,6 @@ def retry_hint(settings: Settings) -> str:
             "starts it with a development token); `classsync sandbox` runs it on its own"
         )
     return f"run it again (`--paste` when no browser can reach {settings.qbo_redirect_uri})"
-
-
-def _auth_client(settings: Settings) -> Any:
-    return make_auth_client_factory(
-        settings.qbo_client_id,
-        settings.qbo_client_secret.get_secret_value(),
-        settings.qbo_redirect_uri,
-        settings.intuit_environment,
-        timeout_s=settings.qbo_timeout_seconds,
-    )()
 
 
 def _exchange(

@@ -9,29 +9,17 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from classsync.bootstrap import Storage, build_storage
+from classsync.bootstrap import Storage, auth_client_factory, build_storage
 from classsync.config import Settings
 from classsync.domain import QboDisconnected, QboError, RealmTokens
 from classsync.logs import configure_logging
-from classsync.qbo.endpoints import allow_plain_http_if_loopback
-from classsync.qbo.oauth import make_auth_client_factory, revoke_token
+from classsync.qbo.oauth import revoke_token
 from classsync.qbo.token_manager import TokenManager
 from classsync.store.realm_report import RealmReport, realm_reports
 
 
 class RealmCommandError(RuntimeError):
     """A realm command could not do its work; the message says why (never with a token)."""
-
-
-def _auth_client_factory(settings: Settings) -> Any:
-    allow_plain_http_if_loopback(settings.api_base_url, settings.intuit_environment)
-    return make_auth_client_factory(
-        settings.qbo_client_id,
-        settings.qbo_client_secret.get_secret_value(),
-        settings.qbo_redirect_uri,
-        settings.intuit_environment,
-        timeout_s=settings.qbo_timeout_seconds,
-    )
 
 
 def add_realm(settings: Settings, realm_id: str, refresh_token: str) -> None:
@@ -49,7 +37,7 @@ def add_realm(settings: Settings, realm_id: str, refresh_token: str) -> None:
             realm.save(RealmTokens(realm_id=realm_id, refresh_token=refresh_token))
         # No bootstrap token: only the token given here may connect this realm.
         manager = TokenManager(
-            storage.token_store, _auth_client_factory(settings), bootstrap_refresh_token=None
+            storage.token_store, auth_client_factory(settings), bootstrap_refresh_token=None
         )
         try:
             manager.access_token(realm_id)
@@ -77,7 +65,7 @@ def remove_realm(settings: Settings, realm_id: str) -> bool:
         tokens = storage.token_store.load(realm_id)
         if tokens is not None:
             try:
-                revoke_token(_auth_client_factory(settings)(), tokens.refresh_token)
+                revoke_token(auth_client_factory(settings)(), tokens.refresh_token)
             except QboError as error:
                 msg = f"QBO did not revoke realm {realm_id}'s token ({error}); nothing changed"
                 raise RealmCommandError(msg) from None
