@@ -32,7 +32,9 @@ def record_synced_many(
     ]
     if not locked:
         return {}
-    connection.execute(sql.LINK, [_link(class_id, by_id[class_id][1], now) for class_id in locked])
+    connection.execute(
+        sql.LINK, [link_values(class_id, by_id[class_id][1], now) for class_id in locked]
+    )
     owned = dict(
         connection.execute(sql.OWNED_GENERATIONS, {"ids": locked, "owner": owner}).tuples().all()
     )
@@ -72,7 +74,7 @@ def sync_token_int(sync_token: str) -> int:
         return 0
 
 
-def _link(class_id: str, qbo: QboClass, now: datetime) -> dict[str, object]:
+def link_values(class_id: str, qbo: QboClass, now: datetime) -> dict[str, object]:
     """The LINK statement's values: QBO's Id and SyncToken, and what QBO holds now (the conflict
     rule's base for changes read back later)."""
     return {

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from classsync.domain import QboClass
 from classsync.store import statements as sql
-from classsync.store.batch_outcomes import record_synced_many
+from classsync.store.batch_outcomes import link_values, record_synced_many
 from classsync.store.batch_outcomes import sync_token_int as _sync_token_int
 from classsync.store.bulk_insert import insert_rows
 from classsync.store.claims import claim_due_jobs
@@ -169,18 +169,11 @@ class JobQueue:
         QBClass before the job row: the lock order ingest uses, so the two never deadlock.
         """
         self._relax_commit()
-        token = _sync_token_int(qbo.sync_token)
         connection = self._session.connection()
         params = {
-            "class_id": claimed.class_id,
+            **link_values(claimed.class_id, qbo, now),
             "owner": owner,
             "job_generation": claimed.generation,
-            "qb_id": qbo.id,
-            "token": token,
-            "qbo_name": qbo.name,
-            "qbo_parent_id": qbo.parent_id or None,
-            "qbo_active": qbo.active,
-            "now": now,
         }
         connection.execute(sql.LINK, params)
         status = JobStatus.SYNCED.value
@@ -194,7 +187,7 @@ class JobQueue:
             status=status,
             generation=claimed.generation,
             qb_id=qbo.id,
-            version_token=token,
+            version_token=_sync_token_int(qbo.sync_token),
             error_code=None,
             error_message=None,
         )

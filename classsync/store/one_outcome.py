@@ -16,7 +16,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from classsync.domain import QboClass
-from classsync.store.batch_outcomes import sync_token_int
+from classsync.store.batch_outcomes import link_values, sync_token_int
 from classsync.sync.ports import (
     ClaimedJob,
     JobState,
@@ -71,17 +71,10 @@ class PostgresOneStatementOutcome:
         self, claimed: ClaimedJob, owner: str, qbo: QboClass, now: datetime
     ) -> JobState | None:
         """See ``JobQueue.record_synced``: the link is stored even when the lease was lost."""
-        token = sync_token_int(qbo.sync_token)
         params = {
-            "class_id": claimed.class_id,
+            **link_values(claimed.class_id, qbo, now),
             "owner": owner,
             "generation": claimed.generation,
-            "qb_id": qbo.id,
-            "token": token,
-            "qbo_name": qbo.name,
-            "qbo_parent_id": qbo.parent_id or None,
-            "qbo_active": qbo.active,
-            "now": now,
         }
         try:
             with self._engine.connect() as connection:
@@ -97,7 +90,7 @@ class PostgresOneStatementOutcome:
             status=row.status,
             generation=claimed.generation,
             qb_id=qbo.id,
-            version_token=token,
+            version_token=sync_token_int(qbo.sync_token),
             error_code=None,
             error_message=None,
         )
