@@ -292,13 +292,20 @@ def _result(
             error_code=str(outcome.code),
             error_message=outcome.message,
         )
+    return _accepted(item, outcome, index, offset)
+
+
+def _accepted(
+    item: ClassInput, stored: StoredClass, index: int, offset: int, state: JobState | None = None
+) -> Accepted:
     return Accepted(
         stream_index=index,
         request_index=offset,
-        class_id=outcome.class_id,
-        generation=outcome.generation,
+        class_id=stored.class_id,
+        generation=stored.generation,
         name=item.name,
         full_name=item.full_name,
+        state=state,
     )
 
 
@@ -314,15 +321,7 @@ def _accepted_one(item: ClassInput, stored: StoredClass, stream_index: int) -> A
         error_code=None,
         error_message=None,
     )
-    return Accepted(
-        stream_index=stream_index,
-        request_index=0,
-        class_id=stored.class_id,
-        generation=stored.generation,
-        name=item.name,
-        full_name=item.full_name,
-        state=state,
-    )
+    return _accepted(item, stored, stream_index, 0, state)
 
 
 def _outcome(accepted: Accepted, state: JobState | None) -> ClassOutcome:
