@@ -214,25 +214,20 @@ _RELEASED: dict[Any, Any] = {
     JOB.c.lastErrorMessage: None,
     JOB.c.updatedAt: bindparam("now"),
 }
+# What a synced job becomes: SYNCED, or (the caller sent a newer version while the worker synced
+# this one) queued again, due now, attempts reset.
+_FINISHED = {**_RELEASED, JOB.c.status: JobStatus.SYNCED.value, JOB.c.syncedAt: bindparam("now")}
+_QUEUED_AGAIN = {
+    **_RELEASED,
+    JOB.c.status: _PENDING,
+    JOB.c.attempts: 0,
+    JOB.c.nextAttemptAt: bindparam("now"),
+}
 # Finish the generation the worker synced, if it still holds the lease.
 FINISH = (
-    update(JOB)
-    .where(_OWNED, JOB.c.generation == bindparam("job_generation"))
-    .values({**_RELEASED, JOB.c.status: JobStatus.SYNCED.value, JOB.c.syncedAt: bindparam("now")})
+    update(JOB).where(_OWNED, JOB.c.generation == bindparam("job_generation")).values(_FINISHED)
 )
-# The caller sent a newer version while the worker synced this one: queue it again.
-REQUEUE_NEWER = (
-    update(JOB)
-    .where(_OWNED)
-    .values(
-        {
-            **_RELEASED,
-            JOB.c.status: _PENDING,
-            JOB.c.attempts: 0,
-            JOB.c.nextAttemptAt: bindparam("now"),
-        }
-    )
-)
+REQUEUE_NEWER = update(JOB).where(_OWNED).values(_QUEUED_AGAIN)
 
 # --- Outcomes of a batch (one transaction) -----------------------------------------------------
 # The Class rows to link, locked in id order; a row an ingest holds is skipped, never waited for
@@ -243,36 +238,17 @@ LOCK_CLASSES = (
     .order_by(CLASS.c.id)
     .with_for_update(skip_locked=True)
 )
-# The jobs still leased to the worker, with the generation each is at now.
-OWNED_GENERATIONS = (
-    select(JOB.c.classId, JOB.c.generation)
-    .where(
-        JOB.c.classId.in_(bindparam("ids", expanding=True)),
-        JOB.c.leaseOwner == bindparam("owner"),
-        JOB.c.status == _IN_PROGRESS,
-    )
-    .order_by(JOB.c.classId)
-    .with_for_update()
-)
 _OWNED_MANY = and_(
     JOB.c.classId.in_(bindparam("ids", expanding=True)),
     JOB.c.leaseOwner == bindparam("owner"),
     JOB.c.status == _IN_PROGRESS,
 )
-FINISH_MANY = (
-    update(JOB)
+# The jobs still leased to the worker, with the generation each is at now.
+OWNED_GENERATIONS = (
+    select(JOB.c.classId, JOB.c.generation)
     .where(_OWNED_MANY)
-    .values({**_RELEASED, JOB.c.status: JobStatus.SYNCED.value, JOB.c.syncedAt: bindparam("now")})
+    .order_by(JOB.c.classId)
+    .with_for_update()
 )
-REQUEUE_NEWER_MANY = (
-    update(JOB)
-    .where(_OWNED_MANY)
-    .values(
-        {
-            **_RELEASED,
-            JOB.c.status: _PENDING,
-            JOB.c.attempts: 0,
-            JOB.c.nextAttemptAt: bindparam("now"),
-        }
-    )
-)
+FINISH_MANY = update(JOB).where(_OWNED_MANY).values(_FINISHED)
+REQUEUE_NEWER_MANY = update(JOB).where(_OWNED_MANY).values(_QUEUED_AGAIN)
